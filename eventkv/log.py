@@ -1,0 +1,336 @@
+"""The event log: append framed event lines, make them durable, read them back, recover.
+
+The log never knows what a key is: it stores lines that ``eventkv.events`` framed,
+orders them by sequence number and decides when they reach the disk.  ``EventLog``
+is the contract; ``FileEventLog`` keeps it in ``<data dir>/AOF.txt``.  A replicated
+log (e.g. on NATS JetStream) is meant to be a second implementation of the same
+contract, passing the same contract tests.
+
+Durability (DESIGN.md, invariant 2), as Redis's ``appendfsync``:
+
+* ``always``: ``sync(seq)`` returns once the record of ``seq`` is on disk.  Group
+  commit: the first waiter runs one ``fdatasync`` for everything written so far,
+  and every writer whose record it covered returns without another.
+* ``everysec``: a background thread runs ``fdatasync`` about once a second when
+  something was written since the last one.
+* ``no``: the OS decides.
+
+Every ``append`` reaches the OS (``os.write``) before it returns, so a killed
+process loses nothing it acknowledged, whatever the policy.  A failed write (disk
+full) is cut back off the file, so the log stays a valid sequence of records.
+
+Recovery on open (invariant 6): a torn or corrupt *last* record -- one that no valid
+record follows -- is cut and kept beside the log as ``AOF.txt.corrupt-<time>``;
+damage before the tail raises ``LogCorruptError`` naming the file, the line and the
+repair command, and nothing is changed.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import threading
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+
+from eventkv.errors import LogCorruptError, LogWriteError, StoreClosedError
+from eventkv.events import CodecError, Event, decode_header, decode_line, encode_header
+from eventkv.logging import get_logger
+
+LOG_NAME = "AOF.txt"
+
+log = get_logger("EventLog")
+
+
+class EventLog(ABC):
+    """The contract of every event log."""
+
+    #: the sequence number of the last record appended (0 if none)
+    last_seq: int
+
+    @abstractmethod
+    def recover(self) -> Iterator[Event]:
+        """Open the log: yield every stored event in order, repairing a torn tail."""
+
+    @abstractmethod
+    def append(self, seq: int, line: bytes) -> None:
+        """Store the framed record of ``seq`` (which must be ``last_seq + 1``)."""
+
+    @abstractmethod
+    def sync(self, seq: int) -> None:
+        """Return once the record of ``seq`` is durable (group commit)."""
+
+    @abstractmethod
+    def events(self, from_seq: int = 1) -> Iterator[Event]:
+        """Read the stored events from ``from_seq`` on."""
+
+    @abstractmethod
+    def close(self) -> None:
+        """Make everything durable and release the log."""
+
+
+def fsync_dir(path: str) -> None:
+    """fsync a directory, so that a rename or a new file in it survives a power loss."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+_fdatasync = getattr(os, "fdatasync", os.fsync)
+
+
+class FileEventLog(EventLog):
+    """The log in one file, ``<dir>/AOF.txt``: a header line, then one event a line."""
+
+    def __init__(self, directory: str, fsync: str = "everysec", first_seq: int = 1) -> None:
+        self.directory = directory
+        self.path = os.path.join(directory, LOG_NAME)
+        self.fsync = fsync
+        self.first_seq = first_seq
+        self.last_seq = first_seq - 1
+        self._fd = -1
+        self._size = 0
+        self._written_seq = 0  # last seq handed to the OS
+        self._synced_seq = 0  # last seq known durable
+        self._sync_lock = threading.Lock()
+        self._failed: str | None = None
+        self._stop = threading.Event()
+        self._syncer: threading.Thread | None = None
+        self.fsync_count = 0
+
+    # ------------------------------------------------------------------ opening
+
+    def recover(self) -> Iterator[Event]:
+        os.makedirs(self.directory, exist_ok=True)
+        if not os.path.exists(self.path):
+            self._create()
+        else:
+            yield from self._scan()
+        self._open_for_append()
+
+    def _create(self) -> None:
+        header = encode_header(self.first_seq)
+        tmp = self.path + ".tmp"
+        with open(tmp, "wb") as f:
+            f.write(header)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, self.path)
+        fsync_dir(self.directory)
+
+    def _scan(self) -> Iterator[Event]:
+        """Validate and yield every record; cut a damaged tail; refuse damage before it."""
+        with open(self.path, "rb") as f:
+            header = f.readline()
+            try:
+                first = decode_header(header)
+            except CodecError as e:
+                if f.read(1) == b"" and not header.endswith(b"\n"):
+                    # A header torn while the file was created: nothing else is in it.
+                    self._cut(0, header, f"torn header ({e})")
+                    self._create()
+                    return
+                raise self._corrupt(1, None, str(e)) from None
+            self.first_seq = first
+            expected = first
+            offset = len(header)
+            lineno = 1
+            for line in f:
+                lineno += 1
+                problem = None
+                if not line.endswith(b"\n"):
+                    problem = "torn record (no end of line)"
+                else:
+                    try:
+                        event = decode_line(line)
+                    except CodecError as e:
+                        problem = str(e)
+                    else:
+                        if event.seq != expected:
+                            problem = f"sequence number {event.seq} where {expected} was expected"
+                if problem is not None:
+                    self._tail_or_refuse(offset, lineno, expected, problem)
+                    break
+                yield event
+                expected += 1
+                offset += len(line)
+            self.last_seq = expected - 1
+            self._size = offset
+
+    def _tail_or_refuse(self, offset: int, lineno: int, seq: int, problem: str) -> None:
+        """Damage found at ``offset``: cut it if no valid record follows, else refuse."""
+        with open(self.path, "rb") as g:
+            g.seek(offset)
+            rest = g.read()
+        for later in rest.split(b"\n")[1:]:
+            try:
+                decode_line(later)
+            except CodecError:
+                continue
+            raise LogCorruptError(
+                f"{self.path}, line {lineno} (record {seq}): {problem}; valid records follow it, so this is "
+                f"damage inside the log, not a torn tail. eventkv will not start on a damaged log and has "
+                f"changed nothing. To cut the log before this record (the records after it leave the log "
+                f"but are kept in a file beside it), run: eventkv repair --data-dir {self.directory}"
+            )
+        self._cut(offset, rest, f"{problem} at line {lineno}")
+
+    def _corrupt(self, lineno: int, seq: int | None, problem: str) -> LogCorruptError:
+        where = f"line {lineno}" + (f" (record {seq})" if seq is not None else " (header)")
+        return LogCorruptError(
+            f"{self.path}, {where}: {problem}. eventkv will not start on a damaged log and has changed "
+            f"nothing. Restore the data directory from a backup, or run: eventkv repair --data-dir "
+            f"{self.directory}"
+        )
+
+    def _cut(self, offset: int, removed: bytes, why: str) -> None:
+        """Truncate the log at ``offset``, keeping the removed bytes beside it."""
+        keep = f"{self.path}.corrupt-{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}"
+        with open(keep, "wb") as k:
+            k.write(removed)
+            k.flush()
+            os.fsync(k.fileno())
+        with open(self.path, "r+b") as f:
+            f.truncate(offset)
+            f.flush()
+            os.fsync(f.fileno())
+        fsync_dir(self.directory)
+        log.warning("cut a damaged tail off the log", file=self.path, why=why, bytes=len(removed), kept_in=keep)
+
+    def _open_for_append(self) -> None:
+        self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND)
+        self._size = os.fstat(self._fd).st_size
+        self._written_seq = self._synced_seq = self.last_seq
+        if self.fsync == "everysec":
+            self._syncer = threading.Thread(target=self._sync_every_second, name="eventkv-fsync", daemon=True)
+            self._syncer.start()
+
+    # ------------------------------------------------------------------ writing
+
+    def append(self, seq: int, line: bytes) -> None:
+        if seq != self._written_seq + 1 or self._failed is not None or self._fd < 0:
+            self._refuse(seq)
+        try:
+            written = os.write(self._fd, line)
+            if written < len(line):
+                self._write_rest(line, written)
+        except OSError as e:
+            self._undo_partial_write()
+            reason = "the disk is full" if e.errno == errno.ENOSPC else e.strerror
+            raise LogWriteError(f"cannot write to {self.path}: {reason}; nothing was changed") from None
+        self._size += len(line)
+        self.last_seq = self._written_seq = seq
+
+    def _write_rest(self, line: bytes, written: int) -> None:
+        while written < len(line):
+            written += os.write(self._fd, line[written:])
+
+    def _refuse(self, seq: int) -> None:
+        if self._fd < 0:
+            raise StoreClosedError("the log is closed")
+        if self._failed is not None:
+            raise LogWriteError(self._failed)
+        raise ValueError(f"append of record {seq} after {self._written_seq}")
+
+    def _undo_partial_write(self) -> None:
+        try:
+            os.ftruncate(self._fd, self._size)
+        except OSError as e:
+            # The file may now end in a partial record: refuse further writes until
+            # the store is reopened (recovery cuts the torn tail then).
+            self._failed = f"the log {self.path} could not be repaired after a failed write ({e.strerror})"
+            log.error("log write failed and could not be undone; writes refused until restart", file=self.path)
+
+    def sync(self, seq: int) -> None:
+        if self._synced_seq >= seq:
+            return
+        with self._sync_lock:
+            if self._synced_seq >= seq or self._fd < 0:
+                return
+            self._sync_now()
+
+    def _sync_now(self) -> None:
+        """fdatasync everything written so far (caller holds ``_sync_lock``)."""
+        target = self._written_seq
+        _fdatasync(self._fd)
+        self.fsync_count += 1
+        self._synced_seq = target
+
+    def _sync_every_second(self) -> None:
+        while not self._stop.wait(1.0):
+            if self._written_seq > self._synced_seq:
+                with self._sync_lock:
+                    if self._fd >= 0:
+                        try:
+                            self._sync_now()
+                        except OSError as e:
+                            log.error("background fsync failed", file=self.path, error=e.strerror)
+
+    @property
+    def size(self) -> int:
+        """Bytes in the active log file."""
+        return self._size
+
+    # ------------------------------------------------------------------ reading
+
+    def events(self, from_seq: int = 1) -> Iterator[Event]:
+        with open(self.path, "rb") as f:
+            f.readline()
+            for line in f:
+                if not line.endswith(b"\n"):
+                    break
+                event = decode_line(line)
+                if event.seq > self.last_seq:
+                    break
+                if event.seq >= from_seq:
+                    yield event
+
+    # ------------------------------------------------------------------ closing
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._syncer is not None:
+            self._syncer.join()
+            self._syncer = None
+        with self._sync_lock:
+            if self._fd >= 0:
+                if self._written_seq > self._synced_seq:
+                    self._sync_now()
+                os.close(self._fd)
+                self._fd = -1
+
+
+def repair(directory: str) -> str:
+    """Cut the log at its first damaged record, keeping the cut bytes beside it.
+
+    Returns a sentence saying what was done.  For an operator, after start-up
+    refused a damaged log: records after the damage leave the log.
+    """
+    path = os.path.join(directory, LOG_NAME)
+    if not os.path.exists(path):
+        return f"{path} does not exist: nothing to repair"
+    with open(path, "rb") as f:
+        data = f.read()
+    lines = data.split(b"\n")
+    try:
+        decode_header(lines[0] + b"\n")
+    except CodecError as e:
+        return f"the header of {path} is damaged ({e}): restore this directory from a backup"
+    offset = len(lines[0]) + 1
+    expected = decode_header(lines[0] + b"\n")
+    for lineno, raw in enumerate(lines[1:], 2):
+        if lineno == len(lines) and raw == b"":
+            return f"{path} has no damaged record: nothing cut"
+        try:
+            if decode_line(raw + b"\n").seq != expected:
+                raise CodecError(f"sequence number out of order (expected {expected})")
+        except CodecError as e:
+            kept = len(data) - offset
+            FileEventLog(directory)._cut(offset, data[offset:], f"repair: {e} at line {lineno}")
+            return f"cut {path} at line {lineno} ({e}): {kept} bytes moved to {path}.corrupt-<time>"
+        offset += len(raw) + 1
+        expected += 1
+    return f"{path} has no damaged record: nothing cut"

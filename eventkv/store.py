@@ -1,0 +1,862 @@
+"""The Store: the embedded API -- one lock, write-ahead commits, transactions, background work.
+
+Rules of this module:
+
+* Write-ahead (DESIGN.md, invariant 2): a change is encoded once, appended to the
+  log, and only then applied to the projection, under one lock.  A failed append
+  applies nothing.  With ``fsync always`` a write returns only after its record is
+  durable; the wait happens *after* the lock is released, so concurrent writers
+  share one fsync (group commit, in ``eventkv.log``).
+* Every read and every decision that depends on time uses one ``now`` taken under
+  the lock, and that same ``now`` is the event's timestamp, so replay decides alike.
+* Transactions are optimistic: writes are buffered, reads see them, ``commit`` checks
+  under the lock that no other commit touched a key this transaction read or wrote
+  after it did, then writes one record.  ``atomic()`` is the pessimistic form the
+  command layer uses for compound commands (``MULTI``/``EXEC``, ``batch``, ``SET
+  ... GET``): it holds the lock from start to commit, so it cannot conflict.
+* Expiry writes no events (invariant 5): a background thread pops due keys off the
+  projection's expiry index in bounded slices, releasing the lock between them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import threading
+import time
+import weakref
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from eventkv import config as config_module
+from eventkv.config import Config
+from eventkv.errors import (
+    ConflictError,
+    EventKVError,
+    TransactionError,
+)
+from eventkv.events import (
+    Change,
+    Clear,
+    Delete,
+    Expire,
+    FlushAll,
+    Persist,
+    Put,
+    SwapDB,
+    Tx,
+    encode_event,
+    encode_put,
+)
+from eventkv.log import EventLog, FileEventLog
+from eventkv.logging import get_logger
+from projections.keyspace import Keyspace, Keyspaces
+
+log = get_logger("inMemoryDB")
+
+
+class _Default:
+    def __repr__(self) -> str:
+        return "DEFAULT"
+
+
+#: ``ttl=DEFAULT``: use the configured default TTL
+DEFAULT: Any = _Default()
+#: ``ttl=KEEP`` (in ``update``): keep the key's current expiry
+KEEP: Any = object()
+
+
+def wall_clock_ms() -> int:
+    """Milliseconds since the epoch."""
+    return time.time_ns() // 1_000_000
+
+
+Clock = Callable[[], int]
+Observer = Callable[[int, int, Change, bytes], None]
+
+
+def _check_str(name: str, value: Any) -> None:
+    if type(value) is not str:
+        raise TypeError(f"{name} must be a str, not {type(value).__name__}")
+
+
+def _ttl_ms(ttl: Any) -> int | None:
+    """A TTL in seconds (int or float, > 0) as ms; None or 0 = no expiry."""
+    if ttl is None:
+        return None
+    if isinstance(ttl, bool) or not isinstance(ttl, (int, float)) or not math.isfinite(ttl) or ttl < 0:
+        raise ValueError(f"ttl must be a non-negative number of seconds or None, not {ttl!r}")
+    if ttl == 0:
+        return None
+    return max(1, int(ttl * 1000))
+
+
+def _ttl_reply(expire_at: int | None, now: int, unit: int) -> int:
+    """Redis's TTL/PTTL convention for a visible key: -1 without expiry, else time left."""
+    if expire_at is None:
+        return -1
+    left = expire_at - now
+    return (left + unit // 2) // unit if unit > 1 else left
+
+
+class Database:
+    """The embedded API bound to one numbered database (``store.db(n)``).
+
+    Every method is safe to call from many threads at once.
+    """
+
+    __slots__ = ("_store", "index")
+
+    def __init__(self, store: Store, index: int) -> None:
+        self._store = store
+        #: the number of the database this view reads and writes
+        self.index = index
+
+    # ------------------------------------------------------------------ reads
+
+    def _ks(self) -> Keyspace:
+        return self._store._keyspaces.dbs[self.index]
+
+    def get(self, key: str) -> str | None:
+        """The value of ``key``, or None if it is absent or expired.  O(1).
+
+        Reads take no lock: under the GIL a dict lookup is atomic, so a read sees a
+        key either before or after a concurrent write.  The one read that changes
+        state -- dropping an expired key -- takes the lock and decides again.
+        """
+        s = self._store
+        ks = s._keyspaces.dbs[self.index]
+        value = ks._data.get(key)
+        if value is not None and ks._expires:
+            t = ks._expires.get(key)
+            if t is not None and t <= s._clock():
+                with s._lock:
+                    return s._keyspaces.dbs[self.index].get(key, s._clock())
+        return value
+
+    def exists(self, key: str) -> bool:
+        """True if ``key`` is present and not expired.  O(1)."""
+        return self.get(key) is not None
+
+    def keys(self) -> list[str]:
+        """Every visible key.  O(n)."""
+        s = self._store
+        with s._lock:
+            return self._ks().keys(s._clock())
+
+    def values(self) -> list[str]:
+        s = self._store
+        with s._lock:
+            return self._ks().values(s._clock())
+
+    def items(self) -> list[tuple[str, str]]:
+        s = self._store
+        with s._lock:
+            return self._ks().items(s._clock())
+
+    def size(self) -> int:
+        """Number of visible keys."""
+        s = self._store
+        with s._lock:
+            return self._ks().size(s._clock())
+
+    def lookup(self, key: str) -> tuple[str, int | None] | None:
+        """``(value, expire_at_ms or None)`` of a visible key, or None.  O(1)."""
+        s = self._store
+        with s._lock:
+            ks = self._ks()
+            value = ks.get(key, s._clock())
+            return None if value is None else (value, ks._expires.get(key))
+
+    def ttl(self, key: str) -> int:
+        """Seconds left, as Redis's TTL: -2 if absent, -1 if it never expires."""
+        return self._time_left(key, 1000)
+
+    def pttl(self, key: str) -> int:
+        """Milliseconds left, as Redis's PTTL."""
+        return self._time_left(key, 1)
+
+    def _time_left(self, key: str, unit: int) -> int:
+        s = self._store
+        with s._lock:
+            now = s._clock()
+            ks = self._ks()
+            if ks.get(key, now) is None:
+                return -2
+            return _ttl_reply(ks._expires.get(key), now, unit)
+
+    # ------------------------------------------------------------------ writes
+
+    def put(self, key: str, value: str, ttl: Any = DEFAULT) -> None:
+        """Set ``key`` to ``value``; ``ttl`` in seconds (DEFAULT = the configured default, None = never).
+
+        >>> db.put("a", "1", ttl=None); db.get("a")
+        '1'
+        """
+        if type(key) is not str or type(value) is not str:
+            _check_str("key", key)
+            _check_str("value", value)
+        s = self._store
+        ttl_ms = s._default_ttl_ms if ttl is DEFAULT else _ttl_ms(ttl)
+        with s._lock:
+            now = s._clock()
+            seq = s._commit_put(now, key, value, None if ttl_ms is None else now + ttl_ms, self.index)
+        if s._sync_always:
+            s._wait_durable(seq)
+
+    def delete(self, key: str) -> bool:
+        """Remove ``key``; True if it was visible.  O(1)."""
+        s = self._store
+        with s._lock:
+            now = s._clock()
+            if self._ks().get(key, now) is None:
+                return False
+            seq = s._commit(now, Delete(key, self.index))
+        s._after_write(seq)
+        return True
+
+    def expire(self, key: str, seconds: float) -> bool:
+        """Let a visible key expire ``seconds`` from now; False if it is absent."""
+        ttl_ms = _ttl_ms(seconds)
+        s = self._store
+        with s._lock:
+            now = s._clock()
+            ks = self._ks()
+            if ks.get(key, now) is None:
+                return False
+            change: Change = Persist(key, self.index) if ttl_ms is None else Expire(key, now + ttl_ms, self.index)
+            seq = s._commit(now, change)
+        s._after_write(seq)
+        return True
+
+    def persist(self, key: str) -> bool:
+        """Remove the expiry of a visible key; False if absent or without one."""
+        s = self._store
+        with s._lock:
+            now = s._clock()
+            ks = self._ks()
+            if ks.get(key, now) is None or ks._expires.get(key) is None:
+                return False
+            seq = s._commit(now, Persist(key, self.index))
+        s._after_write(seq)
+        return True
+
+    def clear(self) -> None:
+        """Remove every key of this database (one event)."""
+        s = self._store
+        with s._lock:
+            seq = s._commit(s._clock(), Clear(self.index))
+        s._after_write(seq)
+
+    def update(self, key: str, fn: Callable[[str | None], str | None], ttl: Any = KEEP) -> str | None:
+        """Atomically replace the value of ``key`` by ``fn(current)``; return the new value.
+
+        ``fn`` gets None for an absent key and may return None to delete it.  The key
+        keeps its expiry unless ``ttl`` is given (seconds, None, or DEFAULT).  ``fn``
+        runs under the store's lock: keep it short, and an exception from it changes
+        nothing.  INCR, APPEND, SETNX and GETSET are built on this.
+        """
+        with self.atomic() as tx:
+            new = fn(tx.get(key))
+            if new is None:
+                tx.delete(key)
+            else:
+                tx.put(key, new, ttl=ttl)
+        return new
+
+    # ------------------------------------------------------------------ transactions
+
+    def begin(self) -> Transaction:
+        """Start an optimistic transaction on this database."""
+        return Transaction(self, locked=False)
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[Transaction]:
+        """``with db.transaction() as tx:`` commits on success, rolls back on an exception."""
+        tx = self.begin()
+        try:
+            yield tx
+        except BaseException:
+            if tx.is_open:
+                tx.rollback()
+            raise
+        if tx.is_open:
+            tx.commit()
+
+    @contextlib.contextmanager
+    def atomic(self) -> Iterator[Transaction]:
+        """A transaction that holds the store's lock until it ends: it cannot conflict.
+
+        For compound commands.  Commits on success (one record), rolls back on an
+        exception.
+        """
+        tx = Transaction(self, locked=True)
+        try:
+            yield tx
+        except BaseException:
+            if tx.is_open:
+                tx.rollback()
+            raise
+        if tx.is_open:
+            tx.commit()
+
+
+class Store(Database):
+    """An eventkv store: the numbered databases, their log, and the background work.
+
+    ``Store`` is itself the API of database 0; ``store.db(n)`` gives database n.
+
+    >>> with Store.open("meta-data") as db:
+    ...     db.put("a", "1")
+    """
+
+    __slots__ = (
+        "config",
+        "_lock",
+        "_keyspaces",
+        "_log",
+        "_clock",
+        "_last_seq",
+        "_default_ttl_ms",
+        "_sync_always",
+        "_open_txs",
+        "_journal",
+        "_db_journal",
+        "_observers",
+        "_stop",
+        "_expirer",
+        "_closed",
+        "_views",
+        "_local",
+        "started_at",
+        "__weakref__",
+    )
+
+    def __init__(self, config: Config, log: EventLog, clock: Clock | None = None) -> None:
+        super().__init__(self, 0)
+        self.config = config
+        self._lock = threading.RLock()
+        self._keyspaces = Keyspaces(config.databases)
+        self._log = log
+        self._clock: Clock = clock or wall_clock_ms
+        self._last_seq = 0
+        self._default_ttl_ms = _ttl_ms(config.default_ttl)
+        self._sync_always = config.fsync == "always"
+        self._open_txs = 0  # optimistic transactions open: while > 0, commits are journaled
+        self._journal: dict[tuple[int, str], int] = {}
+        self._db_journal: dict[int, int] = {}
+        self._observers: list[Observer] = []
+        self._stop = threading.Event()
+        self._expirer: threading.Thread | None = None
+        self._closed = False
+        self._views = [self] + [Database(self, i) for i in range(1, config.databases)]
+        self._local = threading.local()
+        self.started_at = time.time()
+
+    # ------------------------------------------------------------------ lifecycle
+
+    @classmethod
+    def open(
+        cls,
+        path: str | os.PathLike[str] | None = None,
+        *,
+        config: Config | None = None,
+        clock: Clock | None = None,
+        background: bool = True,
+        **settings: Any,
+    ) -> Store:
+        """Open (or create) the store in ``path``, rebuilding its state from the log.
+
+        ``settings`` override ``config`` (or the defaults, the environment's
+        ``EVENTKV_*`` variables): ``fsync``, ``default_ttl``, ``databases``, ``hz``...
+        ``clock`` (ms since the epoch) replaces the wall clock, for tests.
+        ``background=False`` starts no expiry thread (expiry then happens on access
+        and on ``expire_cycle()``).
+        """
+        if path is not None:
+            settings["data_dir"] = os.fspath(path)
+        if config is None:
+            config = config_module.load(**settings)
+        elif settings:
+            from dataclasses import replace
+
+            config = replace(config, **config_module.checked(settings))
+        event_log = FileEventLog(config.data_dir, fsync=config.fsync)
+        store = cls(config, event_log, clock)
+        try:
+            store._replay()
+        except BaseException:
+            event_log.close()
+            raise
+        if background:
+            store._start_background()
+        log.info("Initialized in-memory database", data_dir=config.data_dir, events=store._last_seq)
+        return store
+
+    def _replay(self) -> None:
+        apply = self._keyspaces.apply
+        last = 0
+        try:
+            for event in self._log.recover():
+                apply(event.change)
+                last = event.seq
+        except IndexError:
+            raise EventKVError(
+                f"the log in {self.config.data_dir} uses more databases than configured "
+                f"(databases = {self.config.databases}); start with a larger 'databases' setting"
+            ) from None
+        self._last_seq = max(last, self._log.last_seq)
+
+    def _start_background(self) -> None:
+        self._expirer = threading.Thread(target=self._expire_loop, name="eventkv-expiry", daemon=True)
+        self._expirer.start()
+
+    def close(self) -> None:
+        """Stop the background threads, make the log durable and release it.  Idempotent."""
+        if self._closed:
+            return
+        self._stop.set()
+        if self._expirer is not None:
+            self._expirer.join()
+        with self._lock:
+            self._closed = True
+            self._log.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def db(self, index: int) -> Database:
+        """The API bound to database ``index`` (0 .. databases-1)."""
+        if not isinstance(index, int) or not 0 <= index < len(self._views):
+            raise IndexError(f"DB index is out of range (0..{len(self._views) - 1})")
+        return self._views[index]
+
+    @property
+    def databases(self) -> int:
+        return len(self._views)
+
+    @property
+    def last_seq(self) -> int:
+        """The sequence number of the last committed event."""
+        return self._last_seq
+
+    @property
+    def event_log(self) -> EventLog:
+        return self._log
+
+    def now(self) -> int:
+        """The store's clock, ms since the epoch."""
+        return self._clock()
+
+    # ------------------------------------------------------------------ whole-store writes
+
+    def flushall(self) -> None:
+        """Remove every key of every database (one event)."""
+        with self._lock:
+            seq = self._commit(self._clock(), FlushAll())
+        self._after_write(seq)
+
+    def swapdb(self, a: int, b: int) -> None:
+        """Exchange the contents of databases ``a`` and ``b`` (one event)."""
+        self.db(a)
+        self.db(b)
+        with self._lock:
+            seq = self._commit(self._clock(), SwapDB(a, b))
+        self._after_write(seq)
+
+    # ------------------------------------------------------------------ the write path
+
+    def _commit(self, now: int, change: Change) -> int:
+        """Append ``change`` as the next event, then apply it.  Caller holds the lock."""
+        seq = self._last_seq + 1
+        line = encode_event(seq, now, change)
+        self._log.append(seq, line)  # raises (and nothing is applied) on failure
+        self._keyspaces.apply(change)
+        self._last_seq = seq
+        self._committed(seq, now, change, line)
+        return seq
+
+    def _commit_put(self, now: int, key: str, value: str, expire_at: int | None, db: int) -> int:
+        """``_commit(now, Put(...))`` without making the Put unless someone needs it: the hot path."""
+        seq = self._last_seq + 1
+        line = encode_put(seq, now, key, value, expire_at, db)
+        self._log.append(seq, line)
+        self._keyspaces.dbs[db].set(key, value, expire_at)
+        self._last_seq = seq
+        if self._open_txs or self._observers:
+            self._committed(seq, now, Put(key, value, expire_at, db), line)
+        return seq
+
+    def _committed(self, seq: int, now: int, change: Change, line: bytes) -> None:
+        if self._open_txs:
+            self._note_for_transactions(change, seq)
+        elif self._journal or self._db_journal:
+            self._journal.clear()
+            self._db_journal.clear()
+        for observer in self._observers:
+            observer(seq, now, change, line)
+
+    def _after_write(self, seq: int) -> None:
+        if self._sync_always:
+            self._wait_durable(seq)
+
+    def _wait_durable(self, seq: int) -> None:
+        if getattr(self._local, "defer", None) is not None:
+            self._local.defer = max(self._local.defer, seq)
+        else:
+            self._log.sync(seq)
+
+    @contextlib.contextmanager
+    def deferred_sync(self) -> Iterator[Callable[[], int]]:
+        """Within this block, writes of this thread do not wait for fsync.
+
+        Yields a function giving the highest sequence number written in the block;
+        the caller makes it durable (``sync(seq)``) before acknowledging anything --
+        how a server shares one fsync among the writes of one loop iteration.
+        """
+        self._local.defer = 0
+        try:
+            yield lambda: int(self._local.defer)
+        finally:
+            self._local.defer = None
+
+    def sync(self, seq: int) -> None:
+        """Return once event ``seq`` is durable under the configured policy."""
+        if self._sync_always and seq:
+            self._log.sync(seq)
+
+    def add_observer(self, observer: Observer) -> None:
+        """Call ``observer(seq, ts, change, line)`` after each commit, under the lock (keep it short)."""
+        with self._lock:
+            self._observers.append(observer)
+
+    def remove_observer(self, observer: Observer) -> None:
+        with self._lock:
+            self._observers.remove(observer)
+
+    # ------------------------------------------------------------------ conflicts
+
+    def _note_for_transactions(self, change: Change, seq: int) -> None:
+        journal = self._journal
+        if isinstance(change, Tx):
+            for inner in change.changes:
+                self._note_for_transactions(inner, seq)
+        elif isinstance(change, (Put, Delete, Expire, Persist)):
+            journal[(change.db, change.key)] = seq
+        elif isinstance(change, Clear):
+            self._db_journal[change.db] = seq
+        elif isinstance(change, FlushAll):
+            for i in range(len(self._views)):
+                self._db_journal[i] = seq
+        elif isinstance(change, SwapDB):
+            self._db_journal[change.a] = seq
+            self._db_journal[change.b] = seq
+
+    # ------------------------------------------------------------------ expiry
+
+    def expire_cycle(self, limit: int | None = None) -> int:
+        """One slice of active expiry on every database; the number of keys removed."""
+        removed = 0
+        with self._lock:
+            now = self._clock()
+            for ks in self._keyspaces.dbs:
+                removed += len(ks.expire_due(now, limit))
+        return removed
+
+    def _expire_loop(self) -> None:
+        period = 1.0 / self.config.hz
+        budget = period / 4  # at most a quarter of each cycle, as Redis's active expiry
+        slice_ = self.config.expiry_slice
+        while not self._stop.wait(period):
+            started = time.monotonic()
+            try:
+                while self.expire_cycle(slice_) and time.monotonic() - started < budget:
+                    pass
+            except Exception:  # pragma: no cover - must never kill the thread
+                log.exception("active expiry failed")
+
+
+def _forget_transaction(store: Store) -> None:
+    with store._lock:
+        store._open_txs -= 1
+
+
+class Transaction:
+    """A transaction on one database: buffered writes, reads that see them, one commit.
+
+    Optimistic (``db.begin()``): ``commit`` raises ``ConflictError`` and applies
+    nothing if another commit changed a key this transaction read or wrote after it
+    did so.  Locked (``db.atomic()``): holds the store's lock until it ends.
+    """
+
+    def __init__(self, db: Database, locked: bool) -> None:
+        self._db = db
+        self._store = store = db._store
+        self.index = db.index
+        self._locked = locked
+        self._overlay: dict[tuple[int, str], tuple[str | None, int | None]] = {}
+        self._cleared: set[int] = set()
+        self._changes: list[Change] = []
+        self._seen: dict[tuple[int, str], int] = {}
+        self._seen_alive: dict[tuple[int, str], int] = {}  # key -> its expiry, for keys read while visible
+        self._seen_dbs: dict[int, int] = {}
+        self._state = "open"
+        self._finalizer: weakref.finalize | None = None
+        if locked:
+            store._lock.acquire()
+        else:
+            with store._lock:
+                store._open_txs += 1
+            # An abandoned transaction stops the journal when it is collected.
+            self._finalizer = weakref.finalize(self, _forget_transaction, store)
+
+    @property
+    def is_open(self) -> bool:
+        return self._state == "open"
+
+    def _check_open(self) -> None:
+        if self._state != "open":
+            raise TransactionError(f"the transaction is {self._state}")
+
+    # ------------------------------------------------------------------ reading through the overlay
+
+    def _lookup(self, db: int, key: str, now: int) -> tuple[str, int | None] | None:
+        entry = self._overlay.get((db, key))
+        if entry is not None:
+            value, exp = entry
+            if value is None or (exp is not None and exp <= now):
+                return None
+            return value, exp
+        if db in self._cleared:
+            return None
+        s = self._store
+        with s._lock:
+            if not self._locked:
+                self._seen.setdefault((db, key), s._last_seq)
+            ks = s._keyspaces.dbs[db]
+            value = ks.get(key, now)
+            if value is None:
+                return None
+            exp = ks._expires.get(key)
+        if not self._locked and exp is not None:
+            self._seen_alive.setdefault((db, key), exp)
+        return value, exp
+
+    def _write(self, db: int, key: str, entry: tuple[str | None, int | None], change: Change) -> None:
+        if not self._locked:
+            self._seen.setdefault((db, key), self._store._last_seq)
+        self._overlay[(db, key)] = entry
+        self._changes.append(change)
+
+    def get(self, key: str) -> str | None:
+        self._check_open()
+        found = self._lookup(self.index, key, self._store._clock())
+        return None if found is None else found[0]
+
+    def exists(self, key: str) -> bool:
+        return self.get(key) is not None
+
+    def lookup(self, key: str) -> tuple[str, int | None] | None:
+        self._check_open()
+        return self._lookup(self.index, key, self._store._clock())
+
+    def ttl(self, key: str) -> int:
+        return self._time_left(key, 1000)
+
+    def pttl(self, key: str) -> int:
+        return self._time_left(key, 1)
+
+    def _time_left(self, key: str, unit: int) -> int:
+        self._check_open()
+        now = self._store._clock()
+        found = self._lookup(self.index, key, now)
+        return -2 if found is None else _ttl_reply(found[1], now, unit)
+
+    def items(self) -> list[tuple[str, str]]:
+        """Every visible key and value, as this transaction sees them."""
+        self._check_open()
+        s = self._store
+        db = self.index
+        now = s._clock()
+        if db in self._cleared:
+            base: dict[str, str] = {}
+        else:
+            with s._lock:
+                if not self._locked:
+                    self._seen_dbs.setdefault(db, s._last_seq)
+                base = dict(s._keyspaces.dbs[db].items(now))
+        for (d, key), (value, exp) in self._overlay.items():
+            if d != db:
+                continue
+            if value is None or (exp is not None and exp <= now):
+                base.pop(key, None)
+            else:
+                base[key] = value
+        return list(base.items())
+
+    def keys(self) -> list[str]:
+        return [k for k, _ in self.items()]
+
+    def values(self) -> list[str]:
+        return [v for _, v in self.items()]
+
+    def size(self) -> int:
+        return len(self.items())
+
+    # ------------------------------------------------------------------ buffered writes
+
+    def put(self, key: str, value: str, ttl: Any = DEFAULT) -> None:
+        """Buffer a put; ``ttl`` as ``Database.put``, or KEEP to keep the key's expiry."""
+        self._check_open()
+        _check_str("key", key)
+        _check_str("value", value)
+        s = self._store
+        now = s._clock()
+        if ttl is KEEP:
+            found = self._lookup(self.index, key, now)
+            exp = None if found is None else found[1]
+        else:
+            ttl_ms = s._default_ttl_ms if ttl is DEFAULT else _ttl_ms(ttl)
+            exp = None if ttl_ms is None else now + ttl_ms
+        self.put_at(key, value, exp)
+
+    def put_at(self, key: str, value: str, expire_at: int | None, db: int | None = None) -> None:
+        """Buffer a put with an absolute expiry (ms since the epoch, None = never)."""
+        self._check_open()
+        d = self.index if db is None else db
+        self._write(d, key, (value, expire_at), Put(key, value, expire_at, d))
+
+    def delete(self, key: str, db: int | None = None) -> bool:
+        self._check_open()
+        d = self.index if db is None else db
+        if self._lookup(d, key, self._store._clock()) is None:
+            return False
+        self._write(d, key, (None, None), Delete(key, d))
+        return True
+
+    def expire(self, key: str, seconds: float) -> bool:
+        ttl_ms = _ttl_ms(seconds)
+        now = self._store._clock()
+        return self.expire_at(key, None if ttl_ms is None else now + ttl_ms)
+
+    def expire_at(self, key: str, expire_at: int | None) -> bool:
+        """Set (or with None remove) the absolute expiry of a visible key."""
+        self._check_open()
+        found = self._lookup(self.index, key, self._store._clock())
+        if found is None:
+            return False
+        change: Change = Persist(key, self.index) if expire_at is None else Expire(key, expire_at, self.index)
+        self._write(self.index, key, (found[0], expire_at), change)
+        return True
+
+    def persist(self, key: str) -> bool:
+        self._check_open()
+        found = self._lookup(self.index, key, self._store._clock())
+        if found is None or found[1] is None:
+            return False
+        return self.expire_at(key, None)
+
+    def clear(self, db: int | None = None) -> None:
+        self._check_open()
+        d = self.index if db is None else db
+        for k in [k for k in self._overlay if k[0] == d]:
+            del self._overlay[k]
+        self._cleared.add(d)
+        self._changes.append(Clear(d))
+
+    def move(self, key: str, target: int) -> bool:
+        """Move a key to database ``target`` if it is absent there (Redis's MOVE)."""
+        self._check_open()
+        self._store.db(target)
+        if target == self.index:
+            raise ValueError("source and destination objects are the same")
+        now = self._store._clock()
+        found = self._lookup(self.index, key, now)
+        if found is None or self._lookup(target, key, now) is not None:
+            return False
+        self.put_at(key, found[0], found[1], db=target)
+        self.delete(key)
+        return True
+
+    def update(self, key: str, fn: Callable[[str | None], str | None], ttl: Any = KEEP) -> str | None:
+        new = fn(self.get(key))
+        if new is None:
+            self.delete(key)
+        else:
+            self.put(key, new, ttl=ttl)
+        return new
+
+    # ------------------------------------------------------------------ ending
+
+    @property
+    def changes(self) -> tuple[Change, ...]:
+        return tuple(self._changes)
+
+    def commit(self) -> int:
+        """Write the buffered changes as one event; its sequence number (0 if nothing changed)."""
+        self._check_open()
+        s = self._store
+        seq = 0
+        try:
+            with s._lock:
+                now = s._clock()
+                if not self._locked:
+                    self._check_conflicts(now)
+                if self._changes:
+                    change = self._changes[0] if len(self._changes) == 1 else Tx(tuple(self._changes))
+                    seq = s._commit(now, change)
+            self._state = "committed"
+        except ConflictError:
+            self._state = "refused"
+            raise
+        finally:
+            self._end()
+        if seq:
+            s._after_write(seq)
+        return seq
+
+    def rollback(self) -> None:
+        """Discard the buffered changes."""
+        self._check_open()
+        self._state = "rolled back"
+        self._end()
+
+    def _end(self) -> None:
+        if self._state == "open":  # commit failed for another reason: the transaction is over
+            self._state = "failed"
+        if self._locked:
+            self._locked = False
+            self._store._lock.release()
+        elif self._finalizer is not None and self._finalizer.detach() is not None:
+            _forget_transaction(self._store)
+
+    def _check_conflicts(self, now: int) -> None:
+        s = self._store
+        journal, db_journal = s._journal, s._db_journal
+        for (db, key), seen in self._seen.items():
+            if journal.get((db, key), 0) > seen or db_journal.get(db, 0) > seen:
+                raise ConflictError(
+                    f"transaction refused: key {key!r} was changed by another commit after this transaction "
+                    f"used it; nothing was applied"
+                )
+        for (_db, key), exp in self._seen_alive.items():
+            if exp <= now:
+                raise ConflictError(
+                    f"transaction refused: key {key!r} expired after this transaction read it; nothing was applied"
+                )
+        for db, seen in self._seen_dbs.items():
+            if db_journal.get(db, 0) > seen or any(
+                d == db and seq > seen for (d, _k), seq in journal.items()
+            ):
+                raise ConflictError(
+                    f"transaction refused: database {db} was changed by another commit after this transaction "
+                    f"listed it; nothing was applied"
+                )

@@ -1,0 +1,355 @@
+"""The keyspace projection: a pure fold of events into the state that serves reads.
+
+Rules of this module: it never does I/O, never takes a lock and has no clock of its
+own -- every read that depends on time is given ``now`` (ms since the epoch).  It
+imports only ``eventkv.events`` and ``sortedcontainers``.  The Store serialises
+calls to it.
+
+Theory of operation
+-------------------
+``Keyspace`` holds one database:
+
+* ``_data``: a plain ``dict`` key -> value.  Nothing else is kept per key without a
+  TTL, so a key costs what a dict entry and its two strings cost.
+* ``_expires``: key -> absolute expiry (ms), only for keys that have one.
+* ``_buckets``: a ``SortedDict`` from an expiry time to a list ``[t, key, key, ...]``
+  of the keys set to expire at that millisecond.  The list's first element is the
+  canonical ``int`` object for ``t``; ``_expires`` stores that same object, so keys
+  written in the same millisecond share one int instead of paying 32 bytes each.
+
+  Entries are removed lazily: when a key's expiry changes or the key goes away,
+  its old bucket entry stays behind and is recognised as stale when the bucket is
+  reached (``_expires.get(key) != t``).  ``_stale`` counts them; when they
+  outnumber the live entries the index is rebuilt, so it never holds more than
+  about twice the keys with a TTL.
+
+Expiry (DESIGN.md, invariant 5): a read of an expired key answers "absent" and drops
+it (lazy expiry); ``expire_due(now, limit)`` pops due keys from the front of the
+index, at most ``limit`` of them -- work proportional to what expires, never a scan
+of all keys (active expiry).  Expiry writes no events: visibility is a function of
+time, so replay reaches the same visible state.
+
+The sorted key index (``SortedList`` of keys) answers prefix and range queries --
+``find -k -l user:*``, ``SCAN``, paginated listings -- in O(log n + matches).  It
+is built on first use and maintained from then on, so a store that never asks
+for it pays neither its memory (about 9 bytes a key) nor its insert cost.
+
+``Keyspaces`` holds the numbered databases and applies every kind of change.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from sortedcontainers import SortedDict, SortedList
+
+from eventkv.events import (
+    Change,
+    Clear,
+    Delete,
+    Expire,
+    FlushAll,
+    Persist,
+    Put,
+    SwapDB,
+    Tx,
+)
+
+
+class Keyspace:
+    """One database: values, expiry times and the sorted expiry index."""
+
+    __slots__ = ("_data", "_expires", "_buckets", "_stale", "_index", "expired_count")
+
+    def __init__(self) -> None:
+        self._data: dict[str, str] = {}
+        self._expires: dict[str, int] = {}
+        self._buckets: Any = SortedDict()  # int -> [int, key, key, ...]
+        self._stale = 0
+        self._index: Any = None  # SortedList of keys, once asked for
+        #: keys removed by expiry (lazy or active) since this keyspace was made
+        self.expired_count = 0
+
+    # ------------------------------------------------------------------ writes
+
+    def set(self, key: str, value: str, expire_at: int | None) -> None:
+        """Set ``key``; ``expire_at`` None removes any expiry.  O(1) without a TTL, O(log n) with one.
+
+        >>> ks = Keyspace(); ks.set("a", "1", None); ks.get("a", now=0)
+        '1'
+        """
+        if self._index is not None and key not in self._data:
+            self._index.add(key)
+        self._data[key] = value
+        if expire_at is None:
+            if self._expires and self._expires.pop(key, None) is not None:
+                self._stale += 1
+        else:
+            self._set_expiry(key, expire_at)
+
+    def _set_expiry(self, key: str, expire_at: int) -> None:
+        bucket = self._buckets.get(expire_at)
+        if bucket is None:
+            self._buckets[expire_at] = [expire_at, key]
+        else:
+            expire_at = bucket[0]
+            bucket.append(key)
+        if self._expires.get(key) is not None:
+            self._stale += 1
+        self._expires[key] = expire_at
+        if self._stale > 1024 and self._stale > len(self._expires):
+            self._rebuild_index()
+
+    def _rebuild_index(self) -> None:
+        buckets: Any = SortedDict()
+        expires = self._expires
+        for key, t in expires.items():
+            bucket = buckets.get(t)
+            if bucket is None:
+                buckets[t] = [t, key]
+            else:
+                expires[key] = bucket[0]
+                bucket.append(key)
+        self._buckets = buckets
+        self._stale = 0
+
+    def delete(self, key: str) -> bool:
+        """Remove ``key``; True if it was held (expired or not).  O(1)."""
+        if self._data.pop(key, _MISSING) is _MISSING:
+            return False
+        if self._index is not None:
+            self._index.remove(key)
+        if self._expires and self._expires.pop(key, None) is not None:
+            self._stale += 1
+        return True
+
+    def expire(self, key: str, expire_at: int) -> bool:
+        """Give a held key a new expiry time.  O(log n)."""
+        if key not in self._data:
+            return False
+        self._set_expiry(key, expire_at)
+        return True
+
+    def persist(self, key: str) -> bool:
+        """Remove a held key's expiry.  O(1)."""
+        if self._expires.pop(key, None) is None:
+            return False
+        self._stale += 1
+        return True
+
+    def clear(self) -> None:
+        """Remove every key.  O(1) (the old structures are dropped whole)."""
+        self._data = {}
+        self._expires = {}
+        self._buckets = SortedDict()
+        self._stale = 0
+        if self._index is not None:
+            self._index = SortedList()
+
+    # ------------------------------------------------------------------ reads
+
+    def get(self, key: str, now: int) -> str | None:
+        """The value of ``key`` at ``now``, or None; drops the key if it has expired.  O(1)."""
+        value = self._data.get(key)
+        if value is not None and self._expires:
+            t = self._expires.get(key)
+            if t is not None and t <= now:
+                self._drop_expired(key)
+                return None
+        return value
+
+    def expire_at(self, key: str, now: int) -> int | None:
+        """The absolute expiry of a visible key (None if it has none); KeyError if absent.  O(1)."""
+        if self.get(key, now) is None:
+            raise KeyError(key)
+        return self._expires.get(key)
+
+    def peek(self, key: str) -> tuple[str, int | None] | None:
+        """(value, expire_at) as held, ignoring time -- for snapshots and checks.  O(1)."""
+        value = self._data.get(key)
+        if value is None:
+            return None
+        return value, self._expires.get(key)
+
+    def contains(self, key: str, now: int) -> bool:
+        return self.get(key, now) is not None
+
+    def _drop_expired(self, key: str) -> None:
+        del self._data[key]
+        if self._index is not None:
+            self._index.remove(key)
+        del self._expires[key]
+        self._stale += 1
+        self.expired_count += 1
+
+    def expire_due(self, now: int, limit: int | None = None) -> list[tuple[str, int]]:
+        """Remove up to ``limit`` keys whose expiry is at or before ``now``.
+
+        Returns the removed ``(key, expire_at)`` pairs.  O(k log n) for k entries
+        popped (stale entries included): never a scan of all keys.
+        """
+        removed: list[tuple[str, int]] = []
+        buckets = self._buckets
+        expires = self._expires
+        data = self._data
+        budget = limit if limit is not None else -1
+        while buckets and budget != 0:
+            t, bucket = buckets.peekitem(0)
+            if t > now:
+                break
+            i = 1
+            n = len(bucket)
+            while i < n and budget != 0:
+                key = bucket[i]
+                i += 1
+                if expires.get(key) == t:
+                    del expires[key]
+                    del data[key]
+                    if self._index is not None:
+                        self._index.remove(key)
+                    removed.append((key, t))
+                    budget -= 1
+                else:
+                    self._stale -= 1
+            if i >= n:
+                del buckets[t]
+            else:
+                del bucket[1:i]
+        self.expired_count += len(removed)
+        return removed
+
+    def next_expiry(self) -> int | None:
+        """The earliest expiry time in the index (possibly of a stale entry).  O(log n)."""
+        if not self._buckets:
+            return None
+        t: int = self._buckets.peekitem(0)[0]
+        return t
+
+    def size(self, now: int) -> int:
+        """Number of visible keys at ``now`` (drops the due ones first).  O(1) + expired keys."""
+        self.expire_due(now)
+        return len(self._data)
+
+    def keys(self, now: int) -> list[str]:
+        """Visible keys at ``now``, in insertion order.  O(n)."""
+        self.expire_due(now)
+        return list(self._data)
+
+    def values(self, now: int) -> list[str]:
+        self.expire_due(now)
+        return list(self._data.values())
+
+    def items(self, now: int) -> list[tuple[str, str]]:
+        self.expire_due(now)
+        return list(self._data.items())
+
+    def sorted_keys(self, now: int, start: str = "", stop: str | None = None, *, inclusive: bool = True,
+                    limit: int | None = None) -> list[str]:
+        """Visible keys ``start <= key < stop`` (``start < key`` if not ``inclusive``) in sorted order.
+
+        O(log n + k) once the index exists; the first call builds it (O(n log n)).
+
+        >>> ks = Keyspace(); ks.set("user:1", "a", None); ks.set("x", "b", None)
+        >>> ks.sorted_keys(0, "user:", "user;")
+        ['user:1']
+        """
+        self.expire_due(now)
+        if self._index is None:
+            self._index = SortedList(self._data)
+        it = self._index.irange(start, stop, inclusive=(inclusive, False))
+        if limit is None:
+            return list(it)
+        out: list[str] = []
+        for key in it:
+            if len(out) >= limit:
+                break
+            out.append(key)
+        return out
+
+    def prefix_keys(self, now: int, prefix: str) -> list[str]:
+        """Visible keys starting with ``prefix``, sorted.  O(log n + matches)."""
+        return self.sorted_keys(now, prefix, prefix_end(prefix))
+
+    def held(self) -> Iterator[tuple[str, str, int | None]]:
+        """Every held ``(key, value, expire_at)``, expired or not -- for snapshots."""
+        expires = self._expires
+        for key, value in self._data.items():
+            yield key, value, expires.get(key)
+
+    def counts(self) -> tuple[int, int]:
+        """(keys held, keys held with an expiry), without dropping anything.  O(1)."""
+        return len(self._data), len(self._expires)
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+
+_MISSING: Any = object()
+
+
+def prefix_end(prefix: str) -> str | None:
+    """The least string greater than every string starting with ``prefix`` (None: no bound)."""
+    while prefix:
+        last = ord(prefix[-1])
+        if last < 0x10FFFF:
+            return prefix[:-1] + chr(last + 1)
+        prefix = prefix[:-1]
+    return None
+
+
+class Keyspaces:
+    """The numbered databases, and the fold of every change into them."""
+
+    __slots__ = ("dbs",)
+
+    def __init__(self, databases: int = 16) -> None:
+        if databases < 1:
+            raise ValueError("databases must be at least 1")
+        self.dbs: list[Keyspace] = [Keyspace() for _ in range(databases)]
+
+    def __len__(self) -> int:
+        return len(self.dbs)
+
+    def __getitem__(self, index: int) -> Keyspace:
+        return self.dbs[index]
+
+    def apply(self, change: Change) -> None:
+        """Fold one change into the state.  Deterministic: no clock, no I/O."""
+        if type(change) is Put:
+            self.dbs[change.db].set(change.key, change.value, change.expire_at)
+        elif isinstance(change, Delete):
+            self.dbs[change.db].delete(change.key)
+        elif isinstance(change, Expire):
+            self.dbs[change.db].expire(change.key, change.expire_at)
+        elif isinstance(change, Persist):
+            self.dbs[change.db].persist(change.key)
+        elif isinstance(change, Clear):
+            self.dbs[change.db].clear()
+        elif isinstance(change, FlushAll):
+            for ks in self.dbs:
+                ks.clear()
+        elif isinstance(change, SwapDB):
+            dbs = self.dbs
+            dbs[change.a], dbs[change.b] = dbs[change.b], dbs[change.a]
+        elif isinstance(change, Tx):
+            for inner in change.changes:
+                self.apply(inner)
+        else:
+            raise TypeError(f"not a change: {change!r}")
+
+    def check(self, change: Change) -> None:
+        """Raise ValueError if ``change`` names a database this projection does not have."""
+        if isinstance(change, Tx):
+            for inner in change.changes:
+                self.check(inner)
+            return
+        n = len(self.dbs)
+        if isinstance(change, SwapDB):
+            bad = [x for x in (change.a, change.b) if not 0 <= x < n]
+        elif isinstance(change, FlushAll):
+            bad = []
+        else:
+            bad = [change.db] if not 0 <= change.db < n else []
+        if bad:
+            raise ValueError(f"database {bad[0]} does not exist (databases = {n})")
