@@ -39,12 +39,17 @@ def _render(_logger: Any, _name: str, event: MutableMapping[str, Any]) -> str:
     return f"{stamp}\t[{component}]\t{prefix}:{message}" + (f" {extra}" if extra else "")
 
 
+def _stderr_logger(*_args: Any) -> Any:
+    # sys.stderr looked up at each logger's creation, so a replaced stderr (tests, a daemon) is honoured.
+    return structlog.PrintLogger(sys.stderr)
+
+
 def configure(level: str = "warning", stream: TextIO | None = None) -> None:
     """Route every eventkv log line at ``level`` or above to ``stream`` (stderr by default)."""
     structlog.configure(
         processors=[structlog.processors.add_log_level, _render],
         wrapper_class=structlog.make_filtering_bound_logger(_LEVELS[level]),
-        logger_factory=structlog.PrintLoggerFactory(stream if stream is not None else sys.stderr),
+        logger_factory=structlog.PrintLoggerFactory(stream) if stream is not None else _stderr_logger,
         cache_logger_on_first_use=False,
     )
 

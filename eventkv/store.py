@@ -769,6 +769,9 @@ class Transaction:
         d = self.index if db is None else db
         for k in [k for k in self._overlay if k[0] == d]:
             del self._overlay[k]
+        if not self._locked:
+            # A clear writes every key of the database: any later commit there conflicts.
+            self._seen_dbs.setdefault(d, self._store._last_seq)
         self._cleared.add(d)
         self._changes.append(Clear(d))
 
