@@ -93,6 +93,16 @@ class Config:
     log_level: str = "warning"
     #: file for the command log (every executed command); None = off
     command_log: str | None = None
+    #: seal the active log segment (and compact) when it passes this many bytes
+    segment_bytes: int = 64 * 1024 * 1024
+    #: ... or when it is this many seconds old (0 = no age limit)
+    segment_seconds: int = 0
+    #: take a snapshot (seal + compact) this often when anything changed; 0 = never on a timer
+    snapshot_seconds: int = 300
+    #: archived snapshots and segments are kept this long ...
+    retention_seconds: int = 7 * 86400
+    #: ... and within this many bytes (oldest dropped first; 0 deletes them)
+    retention_bytes: int = 1 << 30
 
 
 _CHECKS: dict[str, Callable[[Any], Any]] = {
@@ -104,6 +114,11 @@ _CHECKS: dict[str, Callable[[Any], Any]] = {
     "expiry_slice": _int("expiry_slice", 1),
     "log_level": _choice("log_level", LOG_LEVELS),
     "command_log": _opt_path,
+    "segment_bytes": _int("segment_bytes", 1),
+    "segment_seconds": _int("segment_seconds", 0),
+    "snapshot_seconds": _int("snapshot_seconds", 0),
+    "retention_seconds": _int("retention_seconds", 0),
+    "retention_bytes": _int("retention_bytes", 0),
 }
 
 NAMES = tuple(f.name for f in fields(Config))

@@ -139,7 +139,8 @@ def _change_dict(change: Change) -> dict[str, Any]:
     return d
 
 
-def _dumps(obj: dict[str, Any]) -> bytes:
+def dump_json(obj: dict[str, Any]) -> bytes:
+    """Compact JSON bytes; strings with lone surrogates (undecodable bytes) as \\udcXX escapes."""
     try:
         return orjson.dumps(obj)
     except TypeError:
@@ -148,7 +149,8 @@ def _dumps(obj: dict[str, Any]) -> bytes:
         return json.dumps(obj, separators=(",", ":")).encode("ascii")
 
 
-def _frame(body: bytes) -> bytes:
+def frame_line(body: bytes) -> bytes:
+    """``<crc32 hex> <body>\\n``: the framing of every line of the log and the snapshot."""
     return b"%08x %s\n" % (zlib.crc32(body), body)
 
 
@@ -162,7 +164,7 @@ def encode_event(seq: int, ts: int, change: Change) -> bytes:
         return encode_put(seq, ts, change.key, change.value, change.expire_at, change.db)
     d: dict[str, Any] = {"seq": seq, "ts": ts}
     d.update(_change_dict(change))
-    return _frame(_dumps(d))
+    return frame_line(dump_json(d))
 
 
 def encode_put(seq: int, ts: int, key: str, value: str, expire_at: int | None, db: int = 0) -> bytes:
@@ -176,19 +178,20 @@ def encode_put(seq: int, ts: int, key: str, value: str, expire_at: int | None, d
     try:
         body = orjson.dumps(d)
     except TypeError:
-        body = _dumps(d)
+        body = dump_json(d)
     return b"%08x %s\n" % (crc32(body), body)
 
 
 def encode_header(first_seq: int) -> bytes:
     """The header line of a log segment whose first event will be ``first_seq``."""
-    return _frame(_dumps({"format": FORMAT, "version": VERSION, "first_seq": first_seq}))
+    return frame_line(dump_json({"format": FORMAT, "version": VERSION, "first_seq": first_seq}))
 
 
 # --------------------------------------------------------------------------- decoding
 
 
-def _loads(body: bytes) -> Any:
+def load_json(body: bytes) -> Any:
+    """The value of JSON bytes written by ``dump_json`` (CodecError if invalid)."""
     try:
         return orjson.loads(body)
     except orjson.JSONDecodeError:
@@ -199,8 +202,8 @@ def _loads(body: bytes) -> Any:
             raise CodecError(f"invalid JSON: {e}") from None
 
 
-def _check(line: bytes) -> bytes:
-    """The JSON body of a framed line, after checking its checksum."""
+def unframe(line: bytes) -> bytes:
+    """The JSON body of a framed line, after checking its checksum (CodecError if it fails)."""
     if line.endswith(b"\n"):
         line = line[:-1]
     if len(line) < 10 or line[8:9] != b" ":
@@ -271,7 +274,26 @@ def _change(d: dict[str, Any]) -> Change:
 
 def decode_line(line: bytes) -> Event:
     """The event of one framed line; ``CodecError`` if it is damaged or not an event."""
-    d = _loads(_check(line))
+    return _event(load_json(unframe(line)))
+
+
+def decode_lines(lines: list[bytes]) -> list[Event]:
+    """``[decode_line(l) for l in lines]``, faster: one JSON parse for the whole batch.
+
+    Replay's hot path.  Any damage raises CodecError (the caller then looks line by
+    line for where it is).
+    """
+    bodies = [unframe(line) for line in lines]
+    try:
+        objects = orjson.loads(b"[" + b",".join(bodies) + b"]")
+    except orjson.JSONDecodeError:
+        return [_event(load_json(body)) for body in bodies]
+    if len(objects) != len(bodies):
+        raise CodecError("a record holds more than one JSON value")
+    return [_event(d) for d in objects]
+
+
+def _event(d: Any) -> Event:
     if type(d) is not dict:
         raise CodecError("record is not a JSON object")
     seq, ts = d.get("seq"), d.get("ts")
@@ -287,7 +309,7 @@ def decode_line(line: bytes) -> Event:
 
 def decode_header(line: bytes) -> int:
     """The first sequence number named by a segment header line."""
-    d = _loads(_check(line))
+    d = load_json(unframe(line))
     if type(d) is not dict or d.get("format") != FORMAT:
         raise CodecError("not an eventkv log header")
     if d.get("version") != VERSION:

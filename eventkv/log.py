@@ -29,18 +29,102 @@ from __future__ import annotations
 
 import errno
 import os
+import re
 import threading
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
+from typing import NamedTuple
 
 from eventkv.errors import LogCorruptError, LogWriteError, StoreClosedError
-from eventkv.events import CodecError, Event, decode_header, decode_line, encode_header
+from eventkv.events import CodecError, Event, decode_header, decode_line, decode_lines, encode_header
 from eventkv.logging import get_logger
 
 LOG_NAME = "AOF.txt"
+_SEGMENT = re.compile(r"^AOF\.(\d{12})-(\d{12})\.txt$")
+_BATCH_BYTES = 1 << 20  # read and decode the log about a megabyte at a time
+_RESTORE_HINT = "Restore the data directory from a backup (eventkv restore), or see eventkv replay verify."
 
 log = get_logger("EventLog")
+
+
+class Segment(NamedTuple):
+    """A sealed log segment: records ``first`` .. ``last``, never written again."""
+
+    first: int
+    last: int
+    path: str
+
+
+def segment_name(first: int, last: int) -> str:
+    return f"AOF.{first:012d}-{last:012d}.txt"
+
+
+def sealed_segments(directory: str) -> list[Segment]:
+    """The sealed segments in ``directory``, oldest first."""
+    try:
+        names = os.listdir(directory)
+    except FileNotFoundError:
+        return []
+    out = []
+    for name in names:
+        m = _SEGMENT.match(name)
+        if m:
+            out.append(Segment(int(m.group(1)), int(m.group(2)), os.path.join(directory, name)))
+    out.sort()
+    return out
+
+
+def _decode_batch(batch: list[bytes], expected: int) -> list[Event] | None:
+    """The events of whole lines numbered from ``expected`` on, or None if anything is off."""
+    if not batch[-1].endswith(b"\n"):
+        return None
+    try:
+        events = decode_lines(batch)
+    except CodecError:
+        return None
+    for i, event in enumerate(events):
+        if event.seq != expected + i:
+            return None
+    return events
+
+
+def read_segment(path: str, tail_ok: bool = False) -> Iterator[Event]:
+    """Every event of one segment file, strictly: any damage raises LogCorruptError.
+
+    With ``tail_ok`` (reading the active segment of a live store) a last line
+    without its end of line is taken as a write in progress and not read.
+    """
+    with open(path, "rb") as f:
+        try:
+            expected = decode_header(f.readline())
+        except CodecError as e:
+            raise LogCorruptError(f"{path}, line 1 (header): {e}. {_RESTORE_HINT}") from None
+        lineno = 1
+        while True:
+            batch = f.readlines(_BATCH_BYTES)
+            if not batch:
+                return
+            if tail_ok and not batch[-1].endswith(b"\n"):
+                batch.pop()
+                if not batch:
+                    return
+            events = _decode_batch(batch, expected)
+            if events is None:
+                for line in batch:
+                    lineno += 1
+                    try:
+                        event = decode_line(line) if line.endswith(b"\n") else None
+                    except CodecError as e:
+                        raise LogCorruptError(f"{path}, line {lineno}: {e}. {_RESTORE_HINT}") from None
+                    if event is None or event.seq != expected:
+                        raise LogCorruptError(f"{path}, line {lineno}: record out of order or torn. {_RESTORE_HINT}")
+                    yield event
+                    expected += 1
+                continue
+            yield from events
+            expected += len(events)
+            lineno += len(batch)
 
 
 class EventLog(ABC):
@@ -50,8 +134,8 @@ class EventLog(ABC):
     last_seq: int
 
     @abstractmethod
-    def recover(self) -> Iterator[Event]:
-        """Open the log: yield every stored event in order, repairing a torn tail."""
+    def recover(self, after_seq: int = 0) -> Iterator[Event]:
+        """Open the log: yield the stored events after ``after_seq`` in order, repairing a torn tail."""
 
     @abstractmethod
     def append(self, seq: int, line: bytes) -> None:
@@ -100,16 +184,56 @@ class FileEventLog(EventLog):
         self._stop = threading.Event()
         self._syncer: threading.Thread | None = None
         self.fsync_count = 0
+        #: when the active segment was started (seconds since the epoch)
+        self.created_at = time.time()
 
     # ------------------------------------------------------------------ opening
 
-    def recover(self) -> Iterator[Event]:
+    def recover(self, after_seq: int = 0) -> Iterator[Event]:
+        """Yield the events after ``after_seq`` (a snapshot's) from the sealed segments and AOF.txt.
+
+        Checks that the sequence numbers run on without a gap from ``after_seq + 1``;
+        a missing segment, or damage anywhere but the tail of AOF.txt, raises
+        ``LogCorruptError`` and changes nothing.
+        """
         os.makedirs(self.directory, exist_ok=True)
+        expected = after_seq + 1
+        for segment in sealed_segments(self.directory):
+            if segment.last <= after_seq:
+                continue  # already folded into the snapshot (a compaction stopped before archiving it)
+            if segment.first > expected:
+                raise self._gap(expected, segment.first, segment.path)
+            for event in read_segment(segment.path):
+                if event.seq < expected:
+                    continue
+                if event.seq != expected:
+                    raise LogCorruptError(f"{segment.path}: record {event.seq} where {expected} was expected; "
+                                          f"{_RESTORE_HINT}")
+                yield event
+                expected += 1
         if not os.path.exists(self.path):
+            self.first_seq = expected
+            self.last_seq = expected - 1
             self._create()
         else:
-            yield from self._scan()
+            for event in self._scan():
+                if event.seq < expected:
+                    continue
+                if event.seq != expected:
+                    raise self._gap(expected, event.seq, self.path)
+                yield event
+                expected += 1
+            if self.first_seq > expected:
+                raise self._gap(expected, self.first_seq, self.path)
+        self.last_seq = expected - 1
         self._open_for_append()
+
+    def _gap(self, expected: int, found: int, path: str) -> LogCorruptError:
+        return LogCorruptError(
+            f"{path}: the log jumps from record {expected - 1} to {found}: records {expected}..{found - 1} are "
+            f"missing (a segment was lost or moved). eventkv will not start on an incomplete log and has changed "
+            f"nothing. {_RESTORE_HINT}"
+        )
 
     def _create(self) -> None:
         header = encode_header(self.first_seq)
@@ -122,7 +246,7 @@ class FileEventLog(EventLog):
         fsync_dir(self.directory)
 
     def _scan(self) -> Iterator[Event]:
-        """Validate and yield every record; cut a damaged tail; refuse damage before it."""
+        """Validate and yield every record of AOF.txt; cut a damaged tail; refuse damage before it."""
         with open(self.path, "rb") as f:
             header = f.readline()
             try:
@@ -138,25 +262,39 @@ class FileEventLog(EventLog):
             expected = first
             offset = len(header)
             lineno = 1
-            for line in f:
-                lineno += 1
-                problem = None
-                if not line.endswith(b"\n"):
-                    problem = "torn record (no end of line)"
-                else:
-                    try:
-                        event = decode_line(line)
-                    except CodecError as e:
-                        problem = str(e)
-                    else:
-                        if event.seq != expected:
-                            problem = f"sequence number {event.seq} where {expected} was expected"
-                if problem is not None:
-                    self._tail_or_refuse(offset, lineno, expected, problem)
+            while True:
+                batch = f.readlines(_BATCH_BYTES)
+                if not batch:
                     break
-                yield event
-                expected += 1
-                offset += len(line)
+                events = _decode_batch(batch, expected)
+                if events is not None:
+                    yield from events
+                    expected += len(events)
+                    lineno += len(batch)
+                    offset += sum(map(len, batch))
+                    continue
+                # Something in this batch is wrong: find it line by line.
+                for line in batch:
+                    lineno += 1
+                    problem = None
+                    if not line.endswith(b"\n"):
+                        problem = "torn record (no end of line)"
+                    else:
+                        try:
+                            event = decode_line(line)
+                        except CodecError as e:
+                            problem = str(e)
+                        else:
+                            if event.seq != expected:
+                                problem = f"sequence number {event.seq} where {expected} was expected"
+                    if problem is not None:
+                        self._tail_or_refuse(offset, lineno, expected, problem)
+                        self.last_seq = expected - 1
+                        self._size = offset
+                        return
+                    yield event
+                    expected += 1
+                    offset += len(line)
             self.last_seq = expected - 1
             self._size = offset
 
@@ -277,16 +415,44 @@ class FileEventLog(EventLog):
     # ------------------------------------------------------------------ reading
 
     def events(self, from_seq: int = 1) -> Iterator[Event]:
-        with open(self.path, "rb") as f:
-            f.readline()
-            for line in f:
-                if not line.endswith(b"\n"):
-                    break
-                event = decode_line(line)
-                if event.seq > self.last_seq:
-                    break
-                if event.seq >= from_seq:
-                    yield event
+        last = self.last_seq
+        for segment in sealed_segments(self.directory):
+            if segment.last >= from_seq:
+                for event in read_segment(segment.path):
+                    if event.seq >= from_seq:
+                        yield event
+        for event in read_segment(self.path, tail_ok=True):
+            if event.seq > last:
+                break
+            if event.seq >= from_seq:
+                yield event
+
+    # ------------------------------------------------------------------ segments
+
+    def seal(self) -> Segment | None:
+        """Close the active segment under its final name and start a new AOF.txt.
+
+        The caller holds the store's lock (no append runs meanwhile).  Returns the
+        sealed segment, or None if the active one holds no event.  A crash between
+        the rename and the new file leaves no AOF.txt: ``recover`` makes a new one.
+        """
+        if self.last_seq < self.first_seq:
+            return None
+        with self._sync_lock:
+            if self._written_seq > self._synced_seq:
+                self._sync_now()
+            sealed = Segment(self.first_seq, self.last_seq,
+                             os.path.join(self.directory, segment_name(self.first_seq, self.last_seq)))
+            os.close(self._fd)
+            self._fd = -1
+            os.replace(self.path, sealed.path)
+            self.first_seq = self.last_seq + 1
+            self._create()
+            self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND)
+            self._size = os.fstat(self._fd).st_size
+            self.created_at = time.time()
+        log.info("sealed a log segment", segment=os.path.basename(sealed.path))
+        return sealed
 
     # ------------------------------------------------------------------ closing
 

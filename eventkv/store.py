@@ -23,6 +23,9 @@ from __future__ import annotations
 import contextlib
 import math
 import os
+import shutil
+import subprocess
+import sys
 import threading
 import time
 import weakref
@@ -30,6 +33,8 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from eventkv import config as config_module
+from eventkv import snapshot
+from eventkv.compact import compaction_lock
 from eventkv.config import Config
 from eventkv.errors import (
     ConflictError,
@@ -49,7 +54,7 @@ from eventkv.events import (
     encode_event,
     encode_put,
 )
-from eventkv.log import EventLog, FileEventLog
+from eventkv.log import EventLog, FileEventLog, fsync_dir, sealed_segments
 from eventkv.logging import get_logger
 from projections.keyspace import Keyspace, Keyspaces
 
@@ -330,6 +335,13 @@ class Store(Database):
         "_views",
         "_local",
         "started_at",
+        "_snapshot_seq",
+        "_compactor",
+        "_compaction_started",
+        "_save_lock",
+        "last_save_time",
+        "last_compaction_ms",
+        "last_compaction_ok",
         "__weakref__",
     )
 
@@ -353,6 +365,14 @@ class Store(Database):
         self._views = [self] + [Database(self, i) for i in range(1, config.databases)]
         self._local = threading.local()
         self.started_at = time.time()
+        self._snapshot_seq = 0
+        self._compactor: subprocess.Popen[bytes] | None = None
+        self._compaction_started = 0.0
+        self._save_lock = threading.Lock()
+        #: when the last snapshot was taken (seconds since the epoch; 0 = never)
+        self.last_save_time = 0.0
+        self.last_compaction_ms = 0.0
+        self.last_compaction_ok = True
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -395,30 +415,42 @@ class Store(Database):
         return store
 
     def _replay(self) -> None:
+        """Restart = load the snapshot, then replay the log after its sequence number."""
+        after = 0
+        snap_path = os.path.join(self.config.data_dir, snapshot.SNAPSHOT_NAME)
+        if os.path.exists(snap_path):
+            info = snapshot.load(snap_path, self._keyspaces)
+            after = self._snapshot_seq = info.seq
+            self.last_save_time = info.ts / 1000
         apply = self._keyspaces.apply
-        last = 0
         try:
-            for event in self._log.recover():
+            for event in self._log.recover(after):
                 apply(event.change)
-                last = event.seq
         except IndexError:
             raise EventKVError(
                 f"the log in {self.config.data_dir} uses more databases than configured "
                 f"(databases = {self.config.databases}); start with a larger 'databases' setting"
             ) from None
-        self._last_seq = max(last, self._log.last_seq)
+        self._last_seq = self._log.last_seq
 
     def _start_background(self) -> None:
-        self._expirer = threading.Thread(target=self._expire_loop, name="eventkv-expiry", daemon=True)
+        self._expirer = threading.Thread(target=self._background_loop, name="eventkv-background", daemon=True)
         self._expirer.start()
 
     def close(self) -> None:
-        """Stop the background threads, make the log durable and release it.  Idempotent."""
+        """Stop the background work, make the log durable and release it.  Idempotent."""
         if self._closed:
             return
         self._stop.set()
         if self._expirer is not None:
             self._expirer.join()
+        if self._compactor is not None:
+            # A running compaction is safe to leave: it finishes on its own, or a
+            # later one redoes it.  Wait briefly so tests and clean stops leave no orphan.
+            try:
+                self._compactor.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                pass
         with self._lock:
             self._closed = True
             self._log.close()
@@ -442,6 +474,11 @@ class Store(Database):
     @property
     def databases(self) -> int:
         return len(self._views)
+
+    @property
+    def snapshot_seq(self) -> int:
+        """The sequence number the current snapshot holds (0 if none)."""
+        return self._snapshot_seq
 
     @property
     def last_seq(self) -> int:
@@ -571,17 +608,145 @@ class Store(Database):
                 removed += len(ks.expire_due(now, limit))
         return removed
 
-    def _expire_loop(self) -> None:
+    def _background_loop(self) -> None:
+        """Active expiry every 1/hz s (at most a quarter of each cycle), and log upkeep."""
         period = 1.0 / self.config.hz
-        budget = period / 4  # at most a quarter of each cycle, as Redis's active expiry
+        budget = period / 4
         slice_ = self.config.expiry_slice
         while not self._stop.wait(period):
             started = time.monotonic()
             try:
                 while self.expire_cycle(slice_) and time.monotonic() - started < budget:
                     pass
+                self._log_upkeep()
             except Exception:  # pragma: no cover - must never kill the thread
-                log.exception("active expiry failed")
+                log.exception("background work failed")
+
+    # ------------------------------------------------------------------ segments, snapshots, backups
+
+    def _log_upkeep(self) -> None:
+        """Seal the active segment when it is big or old enough, and start a compaction."""
+        if self._compactor is not None and self._compactor.poll() is not None:
+            self._finish_compaction(self._compactor)
+        event_log = self._log
+        if not isinstance(event_log, FileEventLog) or self._compactor is not None:
+            return
+        c = self.config
+        age = time.time() - event_log.created_at
+        due = event_log.size >= c.segment_bytes or (c.segment_seconds and age >= c.segment_seconds) or (
+            c.snapshot_seconds and age >= c.snapshot_seconds)
+        if due and event_log.last_seq >= event_log.first_seq:
+            with self._lock:
+                sealed = event_log.seal()
+            if sealed is not None:
+                self._compactor = self._start_compaction(sealed.last)
+
+    def _start_compaction(self, upto: int) -> subprocess.Popen[bytes]:
+        c = self.config
+        root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+        env = dict(os.environ)
+        env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+        command = [sys.executable, "-m", "eventkv.compact", "--data-dir", c.data_dir, "--databases",
+                   str(c.databases), "--upto", str(upto), "--retention-seconds", str(c.retention_seconds),
+                   "--retention-bytes", str(c.retention_bytes)]
+        self._compaction_started = time.perf_counter()
+        return subprocess.Popen(command, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE)
+
+    def _finish_compaction(self, child: subprocess.Popen[bytes]) -> None:
+        out, err = child.communicate()
+        self._compactor = None
+        self.last_compaction_ms = (time.perf_counter() - self._compaction_started) * 1000
+        if child.returncode != 0:
+            self.last_compaction_ok = False
+            log.error("compaction failed", status=child.returncode,
+                      error=err.decode("utf-8", "replace").strip()[-500:])
+            raise EventKVError(f"compaction failed: {err.decode('utf-8', 'replace').strip()[-500:]}")
+        self.last_compaction_ok = True
+        snap_path = os.path.join(self.config.data_dir, snapshot.SNAPSHOT_NAME)
+        if os.path.exists(snap_path):
+            info = snapshot.read_info(snap_path)
+            self._snapshot_seq = info.seq
+            self.last_save_time = time.time()
+
+    def save(self) -> int:
+        """Compaction now: seal the log and fold it into a new snapshot; returns its sequence number.
+
+        Returns once the new snapshot is durable.  The compaction runs in another
+        process, as the background one does; this thread waits for it.
+        """
+        with self._save_lock:
+            if self._compactor is not None:
+                self._compactor.wait()
+                self._finish_compaction(self._compactor)
+            with self._lock:
+                sealed = self._log.seal() if isinstance(self._log, FileEventLog) else None
+            if sealed is None and self._snapshot_seq == self._last_seq:
+                return self._snapshot_seq
+            self._compactor = child = self._start_compaction(self._last_seq if sealed is None else sealed.last)
+            child.wait()
+            self._finish_compaction(child)
+            return self._snapshot_seq
+
+    def backup(self, directory: str | os.PathLike[str]) -> int:
+        """An online, consistent copy of the store into an empty directory; its sequence number.
+
+        Seals the log so that the copy's files are ones nobody writes any more, then
+        copies the snapshot and the sealed segments while holding the compaction
+        lock (so they do not move meanwhile).  ``Store.open(directory)`` starts with
+        exactly the state as of the returned sequence number.
+        """
+        target = os.fspath(directory)
+        if os.path.exists(target) and os.listdir(target):
+            raise EventKVError(f"backup directory {target} is not empty")
+        data_dir = self.config.data_dir
+        with self._lock:
+            if isinstance(self._log, FileEventLog):
+                self._log.seal()
+            seq = self._last_seq
+        os.makedirs(target, exist_ok=True)
+        with compaction_lock(data_dir):
+            names = [snapshot.SNAPSHOT_NAME] if os.path.exists(os.path.join(data_dir, snapshot.SNAPSHOT_NAME)) else []
+            names += [os.path.basename(s.path) for s in sealed_segments(data_dir) if s.last <= seq]
+            for name in names:
+                shutil.copyfile(os.path.join(data_dir, name), os.path.join(target, name))
+                with open(os.path.join(target, name), "rb+") as f:
+                    os.fsync(f.fileno())
+        alias = os.path.join(data_dir, "alias.json")
+        if os.path.exists(alias):
+            shutil.copyfile(alias, os.path.join(target, "alias.json"))
+        fsync_dir(target)
+        log.info("backup written", directory=target, seq=seq, files=len(names))
+        return seq
+
+    @staticmethod
+    def restore(source: str | os.PathLike[str], data_dir: str | os.PathLike[str], *, force: bool = False) -> None:
+        """Offline restore: copy a backup into ``data_dir`` (refuses a non-empty one without ``force``).
+
+        The data directory must not be in use.  The backup is checked first (it
+        must open), and the copy is made beside the target and renamed into place.
+        """
+        src, dst = os.fspath(source), os.path.abspath(os.fspath(data_dir))
+        if not os.path.isdir(src):
+            raise EventKVError(f"{src} is not a directory")
+        if os.path.exists(dst) and os.listdir(dst) and not force:
+            raise EventKVError(f"{dst} is not empty: restore refuses to overwrite it (use force=True)")
+        staging = dst + f".restore-{os.getpid()}"
+        shutil.rmtree(staging, ignore_errors=True)
+        shutil.copytree(src, staging)
+        try:
+            Store.open(staging, background=False, fsync="no").close()  # raises if the backup is damaged
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+        if os.path.exists(dst):
+            old = dst + f".old-{os.getpid()}"
+            os.replace(dst, old)
+            os.replace(staging, dst)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(staging, dst)
+        fsync_dir(os.path.dirname(dst))
 
 
 def _forget_transaction(store: Store) -> None:

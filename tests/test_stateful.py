@@ -256,14 +256,13 @@ class StoreMachine(RuleBasedStateMachine):
     def other_write_elsewhere(self, key: str, value: str) -> None:
         """Another client writes a key the transaction never used: no conflict."""
         assert self.tx_model is not None
-        if key in self.tx_touched:
-            return
+        if key in self.tx_touched or self.tx_cleared:
+            return  # a clear in the transaction writes every key: that would conflict
         self.tx_touched.add(key)  # from now on the transaction must not use it (it would conflict)
         self._event_happens()
         self.store.db(self.tx_db).put(key, value, ttl=None)
         self.model[self.tx_db][key] = (value, None)
-        if not self.tx_cleared:
-            self.tx_model[self.tx_db][key] = (value, None)
+        self.tx_model[self.tx_db][key] = (value, None)
 
     @precondition(lambda self: self.tx is not None)
     @rule()
