@@ -21,8 +21,9 @@ import hypothesis.strategies as st
 from hypothesis import HealthCheck, settings
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
-from eventkv import ConflictError, Store
-from eventkv.events import Event, decode_line
+from eventkv import ConflictError, Store, snapshot
+from eventkv import compact as compact_module
+from eventkv.log import read_segment, sealed_segments
 from projections.keyspace import Keyspaces
 
 KEYS = st.sampled_from(["a", "b", "c", "user:1", "tab\tnew\nline", "bin\udcff\udc00"])
@@ -33,6 +34,10 @@ DEFAULT_TTL = 7
 T0 = 1_800_000_000_000
 
 Model = dict[str, tuple[str, "int | None"]]
+
+
+class SimulatedCrash(Exception):
+    pass
 
 
 class Clock:
@@ -320,15 +325,51 @@ class StoreMachine(RuleBasedStateMachine):
         self.store = self._open(crashed)
         self.dir = crashed
 
+    @precondition(lambda self: self.tx is None)
+    @rule(crash_at=st.sampled_from([None, None, "before-rename", "after-rename", "during-archive"]))
+    def compact(self, crash_at: str | None) -> None:
+        """Seal the log and fold it into a snapshot -- possibly dying half-way, as kill -9 would."""
+        with self.store._lock:
+            self.store.event_log.seal()  # type: ignore[attr-defined]
+
+        def crash_point(name: str) -> None:
+            if name == crash_at:
+                raise SimulatedCrash(name)
+
+        original = compact_module._crash_point
+        compact_module._crash_point = crash_point
+        try:
+            compact_module.compact(self.dir, databases=3)
+        except SimulatedCrash:
+            self.store.close()
+            self.store = self._open(self.dir)
+        finally:
+            compact_module._crash_point = original
+
+    @precondition(lambda self: self.tx is None)
+    @rule()
+    def backup_and_open_it(self) -> None:
+        self.backups = getattr(self, "backups", 0) + 1
+        target = os.path.join(self.tmp, f"backup-{self.backups}")
+        self.store.backup(target)
+        copy = self._open(target)
+        try:
+            for db in range(3):
+                assert dict(copy.db(db).items()) == self.visible(self.model[db])
+        finally:
+            copy.close()
+
     @rule()
     def replay_equals_live(self) -> None:
         """Folding the log from scratch gives the live state, key for key (invariant 1)."""
         folded = Keyspaces(3)
-        with open(os.path.join(self.dir, "AOF.txt"), "rb") as f:
-            f.readline()
-            events: list[Event] = [decode_line(line) for line in f]
-        for event in events:
-            folded.apply(event.change)
+        snap = os.path.join(self.dir, "snapshot.db")
+        after = snapshot.load(snap, folded).seq if os.path.exists(snap) else 0
+        files = [s.path for s in sealed_segments(self.dir)] + [os.path.join(self.dir, "AOF.txt")]
+        for path in files:
+            for event in read_segment(path):
+                if event.seq > after:
+                    folded.apply(event.change)
         now = self.clock.now
         for db in range(3):
             assert dict(folded[db].items(now)) == dict(self.store.db(db).items())
@@ -353,7 +394,7 @@ class StoreMachine(RuleBasedStateMachine):
 
 
 StoreMachine.TestCase.settings = settings(
-    max_examples=60,
+    max_examples=int(os.environ.get("EVENTKV_STATEFUL_EXAMPLES", "60")),
     stateful_step_count=40,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
