@@ -33,7 +33,7 @@ def _ttl(value: Any) -> float | None:
             value = float(value)
         except ValueError:
             raise ConfigError(f"default_ttl must be a number of seconds or 'none', not {value!r}") from None
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0 or value != value:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < float("inf"):
         raise ConfigError(f"default_ttl must be a non-negative number of seconds, not {value!r}")
     return None if value == 0 else value
 

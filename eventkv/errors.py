@@ -29,3 +29,7 @@ class TransactionError(EventKVError):
 
 class ConflictError(TransactionError):
     """A commit was overtaken by another client's commit; nothing was applied."""
+
+
+class DirectoryInUseError(EventKVError):
+    """Another store (in this or another process) has the data directory open."""

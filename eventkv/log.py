@@ -28,6 +28,7 @@ repair command, and nothing is changed.
 from __future__ import annotations
 
 import errno
+import fcntl
 import os
 import re
 import threading
@@ -36,11 +37,12 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from typing import NamedTuple
 
-from eventkv.errors import LogCorruptError, LogWriteError, StoreClosedError
+from eventkv.errors import DirectoryInUseError, LogCorruptError, LogWriteError, StoreClosedError
 from eventkv.events import CodecError, Event, decode_header, decode_line, decode_lines, encode_header
 from eventkv.logging import get_logger
 
 LOG_NAME = "AOF.txt"
+LOCK_NAME = ".lock"
 _SEGMENT = re.compile(r"^AOF\.(\d{12})-(\d{12})\.txt$")
 _BATCH_BYTES = 1 << 20  # read and decode the log about a megabyte at a time
 _RESTORE_HINT = "Restore the data directory from a backup (eventkv restore), or see eventkv replay verify."
@@ -127,6 +129,28 @@ def read_segment(path: str, tail_ok: bool = False) -> Iterator[Event]:
             lineno += len(batch)
 
 
+_RECORD_START = re.compile(rb"[0-9a-f]{8} \{")
+
+
+def _holds_a_record(data: bytes) -> bool:
+    """True if a valid record starts anywhere in ``data`` after its first byte.
+
+    Used to tell a torn tail (nothing valid after the damage) from damage inside the
+    log -- including a record whose newline was destroyed, which glues the next,
+    intact record onto the damaged line.
+    """
+    for m in _RECORD_START.finditer(data, 1):
+        end = data.find(b"\n", m.start())
+        if end < 0:
+            continue
+        try:
+            decode_line(data[m.start():end + 1])
+        except CodecError:
+            continue
+        return True
+    return False
+
+
 class EventLog(ABC):
     """The contract of every event log."""
 
@@ -184,6 +208,7 @@ class FileEventLog(EventLog):
         self._stop = threading.Event()
         self._syncer: threading.Thread | None = None
         self.fsync_count = 0
+        self._lock_fd = -1
         #: when the active segment was started (seconds since the epoch)
         self.created_at = time.time()
 
@@ -197,6 +222,14 @@ class FileEventLog(EventLog):
         ``LogCorruptError`` and changes nothing.
         """
         os.makedirs(self.directory, exist_ok=True)
+        self._take_directory_lock()
+        try:
+            yield from self._recover(after_seq)
+        except BaseException:
+            self.close()  # releases the directory for whoever comes next (a repair, a retry)
+            raise
+
+    def _recover(self, after_seq: int) -> Iterator[Event]:
         expected = after_seq + 1
         for segment in sealed_segments(self.directory):
             if segment.last <= after_seq:
@@ -228,6 +261,21 @@ class FileEventLog(EventLog):
         self.last_seq = expected - 1
         self._open_for_append()
 
+    def _take_directory_lock(self) -> None:
+        """One log writer per directory: a second store on it would interleave sequence numbers."""
+        if self._lock_fd >= 0:
+            return
+        fd = os.open(os.path.join(self.directory, LOCK_NAME), os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            raise DirectoryInUseError(
+                f"{self.directory} is in use by another eventkv process (or store); stop it first, or use "
+                f"another --data-dir"
+            ) from None
+        self._lock_fd = fd
+
     def _gap(self, expected: int, found: int, path: str) -> LogCorruptError:
         return LogCorruptError(
             f"{path}: the log jumps from record {expected - 1} to {found}: records {expected}..{found - 1} are "
@@ -250,6 +298,8 @@ class FileEventLog(EventLog):
         with open(self.path, "rb") as f:
             header = f.readline()
             try:
+                if not header.endswith(b"\n"):
+                    raise CodecError("torn header (no end of line)")
                 first = decode_header(header)
             except CodecError as e:
                 if f.read(1) == b"" and not header.endswith(b"\n"):
@@ -303,11 +353,7 @@ class FileEventLog(EventLog):
         with open(self.path, "rb") as g:
             g.seek(offset)
             rest = g.read()
-        for later in rest.split(b"\n")[1:]:
-            try:
-                decode_line(later)
-            except CodecError:
-                continue
+        if _holds_a_record(rest):
             raise LogCorruptError(
                 f"{self.path}, line {lineno} (record {seq}): {problem}; valid records follow it, so this is "
                 f"damage inside the log, not a torn tail. eventkv will not start on a damaged log and has "
@@ -320,14 +366,22 @@ class FileEventLog(EventLog):
         where = f"line {lineno}" + (f" (record {seq})" if seq is not None else " (header)")
         return LogCorruptError(
             f"{self.path}, {where}: {problem}. eventkv will not start on a damaged log and has changed "
-            f"nothing. Restore the data directory from a backup, or run: eventkv repair --data-dir "
-            f"{self.directory}"
+            f"nothing. {_RESTORE_HINT}"
         )
 
     def _cut(self, offset: int, removed: bytes, why: str) -> None:
         """Truncate the log at ``offset``, keeping the removed bytes beside it."""
-        keep = f"{self.path}.corrupt-{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}"
-        with open(keep, "wb") as k:
+        stamp = time.strftime("%Y%m%dT%H%M%S")
+        for n in range(1000):
+            keep = f"{self.path}.corrupt-{stamp}" + (f"-{n}" if n else "")
+            try:
+                k = open(keep, "xb")  # noqa: SIM115 - closed by the with below
+            except FileExistsError:
+                continue
+            break
+        else:  # pragma: no cover
+            raise LogCorruptError(f"cannot find a free name to keep the damaged tail of {self.path}")
+        with k:
             k.write(removed)
             k.flush()
             os.fsync(k.fileno())
@@ -467,6 +521,9 @@ class FileEventLog(EventLog):
                     self._sync_now()
                 os.close(self._fd)
                 self._fd = -1
+            if self._lock_fd >= 0:
+                os.close(self._lock_fd)
+                self._lock_fd = -1
 
 
 def repair(directory: str) -> str:
@@ -478,6 +535,15 @@ def repair(directory: str) -> str:
     path = os.path.join(directory, LOG_NAME)
     if not os.path.exists(path):
         return f"{path} does not exist: nothing to repair"
+    owner = FileEventLog(directory)
+    owner._take_directory_lock()  # never under a running store
+    try:
+        return _repair(owner, path)
+    finally:
+        os.close(owner._lock_fd)
+
+
+def _repair(owner: FileEventLog, path: str) -> str:
     with open(path, "rb") as f:
         data = f.read()
     lines = data.split(b"\n")
@@ -495,7 +561,7 @@ def repair(directory: str) -> str:
                 raise CodecError(f"sequence number out of order (expected {expected})")
         except CodecError as e:
             kept = len(data) - offset
-            FileEventLog(directory)._cut(offset, data[offset:], f"repair: {e} at line {lineno}")
+            owner._cut(offset, data[offset:], f"repair: {e} at line {lineno}")
             return f"cut {path} at line {lineno} ({e}): {kept} bytes moved to {path}.corrupt-<time>"
         offset += len(raw) + 1
         expected += 1

@@ -68,6 +68,10 @@ class _Default:
 
 #: ``ttl=DEFAULT``: use the configured default TTL
 DEFAULT: Any = _Default()
+#: the largest TTL accepted (about 31,700 years), and the bound on absolute expiry times:
+#: they must stay integers that every JSON reader reads back exactly
+MAX_TTL_SECONDS = 10**12
+MAX_EXPIRE_AT = 2**62
 #: ``ttl=KEEP`` (in ``update``): keep the key's current expiry
 KEEP: Any = object()
 
@@ -94,7 +98,15 @@ def _ttl_ms(ttl: Any) -> int | None:
         raise ValueError(f"ttl must be a non-negative number of seconds or None, not {ttl!r}")
     if ttl == 0:
         return None
+    if ttl > MAX_TTL_SECONDS:
+        raise ValueError(f"ttl must be at most {MAX_TTL_SECONDS} seconds, not {ttl!r}")
     return max(1, int(ttl * 1000))
+
+
+def check_expire_at(expire_at: Any) -> None:
+    """An absolute expiry must be an int of ms since the epoch within the log's range."""
+    if expire_at is not None and (type(expire_at) is not int or not 0 <= expire_at < MAX_EXPIRE_AT):
+        raise ValueError(f"expiry time must be an integer of ms since the epoch below 2**62, not {expire_at!r}")
 
 
 def _ttl_reply(expire_at: int | None, now: int, unit: int) -> int:
@@ -165,6 +177,18 @@ class Database:
         s = self._store
         with s._lock:
             return self._ks().size(s._clock())
+
+    def keys_with_prefix(self, prefix: str) -> list[str]:
+        """Visible keys starting with ``prefix``, sorted.  O(log n + matches) (the first call builds the index)."""
+        s = self._store
+        with s._lock:
+            return self._ks().prefix_keys(s._clock(), prefix)
+
+    def keys_sorted(self, after: str = "", limit: int | None = None) -> list[str]:
+        """Visible keys greater than ``after``, sorted, at most ``limit``: a page of a listing.  O(log n + k)."""
+        s = self._store
+        with s._lock:
+            return self._ks().sorted_keys(s._clock(), after, None, inclusive=False, limit=limit)
 
     def lookup(self, key: str) -> tuple[str, int | None] | None:
         """``(value, expire_at_ms or None)`` of a visible key, or None.  O(1)."""
@@ -513,6 +537,7 @@ class Store(Database):
 
     def _commit(self, now: int, change: Change) -> int:
         """Append ``change`` as the next event, then apply it.  Caller holds the lock."""
+        self._keyspaces.check(change)  # a change to a database that does not exist is refused, not logged
         seq = self._last_seq + 1
         line = encode_event(seq, now, change)
         self._log.append(seq, line)  # raises (and nothing is applied) on failure
@@ -608,6 +633,12 @@ class Store(Database):
                 removed += len(ks.expire_due(now, limit))
         return removed
 
+    def expiry_due(self) -> bool:
+        """True if some database's expiry index has an entry due now (possibly a stale one)."""
+        with self._lock:
+            now = self._clock()
+            return any((t := ks.next_expiry()) is not None and t <= now for ks in self._keyspaces.dbs)
+
     def _background_loop(self) -> None:
         """Active expiry every 1/hz s (at most a quarter of each cycle), and log upkeep."""
         period = 1.0 / self.config.hz
@@ -616,8 +647,9 @@ class Store(Database):
         while not self._stop.wait(period):
             started = time.monotonic()
             try:
-                while self.expire_cycle(slice_) and time.monotonic() - started < budget:
-                    pass
+                self.expire_cycle(slice_)
+                while self.expiry_due() and time.monotonic() - started < budget:
+                    self.expire_cycle(slice_)
                 self._log_upkeep()
             except Exception:  # pragma: no cover - must never kill the thread
                 log.exception("background work failed")
@@ -855,9 +887,15 @@ class Transaction:
             base: dict[str, str] = {}
         else:
             with s._lock:
+                ks = s._keyspaces.dbs[db]
+                base = dict(ks.items(now))
                 if not self._locked:
                     self._seen_dbs.setdefault(db, s._last_seq)
-                base = dict(s._keyspaces.dbs[db].items(now))
+                    # a listed key that expires before the commit changes what was listed
+                    for key in base:
+                        exp = ks._expires.get(key)
+                        if exp is not None:
+                            self._seen_alive.setdefault((db, key), exp)
         for (d, key), (value, exp) in self._overlay.items():
             if d != db:
                 continue
@@ -896,12 +934,15 @@ class Transaction:
     def put_at(self, key: str, value: str, expire_at: int | None, db: int | None = None) -> None:
         """Buffer a put with an absolute expiry (ms since the epoch, None = never)."""
         self._check_open()
-        d = self.index if db is None else db
+        _check_str("key", key)
+        _check_str("value", value)
+        check_expire_at(expire_at)
+        d = self.index if db is None else self._store.db(db).index
         self._write(d, key, (value, expire_at), Put(key, value, expire_at, d))
 
     def delete(self, key: str, db: int | None = None) -> bool:
         self._check_open()
-        d = self.index if db is None else db
+        d = self.index if db is None else self._store.db(db).index
         if self._lookup(d, key, self._store._clock()) is None:
             return False
         self._write(d, key, (None, None), Delete(key, d))
@@ -915,6 +956,7 @@ class Transaction:
     def expire_at(self, key: str, expire_at: int | None) -> bool:
         """Set (or with None remove) the absolute expiry of a visible key."""
         self._check_open()
+        check_expire_at(expire_at)
         found = self._lookup(self.index, key, self._store._clock())
         if found is None:
             return False
@@ -931,7 +973,7 @@ class Transaction:
 
     def clear(self, db: int | None = None) -> None:
         self._check_open()
-        d = self.index if db is None else db
+        d = self.index if db is None else self._store.db(db).index
         for k in [k for k in self._overlay if k[0] == d]:
             del self._overlay[k]
         if not self._locked:

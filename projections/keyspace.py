@@ -184,9 +184,11 @@ class Keyspace:
         self.expired_count += 1
 
     def expire_due(self, now: int, limit: int | None = None) -> list[tuple[str, int]]:
-        """Remove up to ``limit`` keys whose expiry is at or before ``now``.
+        """Remove keys whose expiry is at or before ``now``, popping at most ``limit`` index entries.
 
-        Returns the removed ``(key, expire_at)`` pairs.  O(k log n) for k entries
+        Returns the removed ``(key, expire_at)`` pairs (stale entries count against
+        ``limit`` but are not returned, so fewer than ``limit`` may come back while
+        more are due).  O(k log n) for k entries
         popped (stale entries included): never a scan of all keys.
         """
         removed: list[tuple[str, int]] = []
@@ -203,13 +205,13 @@ class Keyspace:
             while i < n and budget != 0:
                 key = bucket[i]
                 i += 1
+                budget -= 1  # stale entries count too: a slice's work stays bounded
                 if expires.get(key) == t:
                     del expires[key]
                     del data[key]
                     if self._index is not None:
                         self._index.remove(key)
                     removed.append((key, t))
-                    budget -= 1
                 else:
                     self._stale -= 1
             if i >= n:
@@ -270,6 +272,24 @@ class Keyspace:
     def prefix_keys(self, now: int, prefix: str) -> list[str]:
         """Visible keys starting with ``prefix``, sorted.  O(log n + matches)."""
         return self.sorted_keys(now, prefix, prefix_end(prefix))
+
+    def load(self, keys: list[str], values: list[str], expires: list[int | None]) -> None:
+        """Add many keys at once to a keyspace that does not hold them (a snapshot chunk).
+
+        O(k) for keys without expiry (one ``dict.update`` in C), O(k log n) with.
+        """
+        if not len(keys) == len(values) == len(expires):
+            raise ValueError("keys, values and expiry columns differ in length")
+        if not all(type(k) is str for k in keys) or not all(type(v) is str for v in values):
+            raise ValueError("keys and values must be strings")
+        self._data.update(zip(keys, values, strict=True))
+        if self._index is not None:
+            self._index.update(keys)
+        for key, exp in zip(keys, expires, strict=True):
+            if exp is not None:
+                if type(exp) is not int:
+                    raise ValueError("expiry times must be integers")
+                self._set_expiry(key, exp)
 
     def held(self) -> Iterator[tuple[str, str, int | None]]:
         """Every held ``(key, value, expire_at)``, expired or not -- for snapshots."""
