@@ -40,16 +40,20 @@ def _load(name: str) -> object | None:
         raise
 
 
-def build_parser() -> tuple[argparse.ArgumentParser, dict[str, Callable[[argparse.Namespace], int]]]:
+def build_parser(wanted: str | None = None) -> tuple[argparse.ArgumentParser,
+                                                     dict[str, Callable[[argparse.Namespace], int]]]:
+    """The parser; only the module of ``wanted`` (or, for --help, of every subcommand) is imported."""
     parser = argparse.ArgumentParser(prog="eventkv", description="An in-memory key-value database whose "
                                      "command log is the source of truth.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     runners: dict[str, Callable[[argparse.Namespace], int]] = {}
     for name, (_module, help_line) in SUBCOMMANDS.items():
+        p = sub.add_parser(name, help=help_line, description=help_line, add_help=name == wanted or wanted is None)
+        if wanted is not None and name != wanted:
+            continue
         module = _load(name)
         if module is None:
             continue
-        p = sub.add_parser(name, help=help_line, description=help_line)
         module.add_arguments(p)  # type: ignore[attr-defined]
         runners[name] = module.run  # type: ignore[attr-defined]
     return parser, runners
@@ -57,9 +61,10 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, Callable[[argpars
 
 def main(argv: Sequence[str] | None = None) -> int:
     args_list = list(sys.argv[1:] if argv is None else argv)
-    parser, runners = build_parser()
     if not args_list or (args_list[0].startswith("-") and args_list[0] not in ("-h", "--help")):
         args_list.insert(0, "repl")
+    wanted = args_list[0] if args_list[0] in SUBCOMMANDS else None
+    parser, runners = build_parser(wanted)
     args = parser.parse_args(args_list)
     runner = runners.get(args.command)
     if runner is None:
