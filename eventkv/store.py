@@ -439,7 +439,16 @@ class Store(Database):
         return store
 
     def _replay(self) -> None:
-        """Restart = load the snapshot, then replay the log after its sequence number."""
+        """Restart = load the snapshot, then replay the log after its sequence number.
+
+        Holds the compaction lock meanwhile: a compaction left running by a process
+        that was killed must not move files while they are being read.
+        """
+        os.makedirs(self.config.data_dir, exist_ok=True)
+        with compaction_lock(self.config.data_dir):
+            self._load_files()
+
+    def _load_files(self) -> None:
         after = 0
         snap_path = os.path.join(self.config.data_dir, snapshot.SNAPSHOT_NAME)
         if os.path.exists(snap_path):

@@ -1,0 +1,343 @@
+"""Durability: snapshots, compaction in its own process, archive, backup/restore -- and crashes.
+
+Every crash here is a real ``kill -9`` of a real process (the writer, or the
+compactor at a named point), followed by an open that must need no human.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from eventkv import EventKVError, Store, snapshot
+from eventkv import compact as compact_module
+from eventkv.log import sealed_segments
+from projections.keyspace import Keyspaces
+
+ROOT = Path(__file__).resolve().parent.parent
+ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
+T0 = 1_800_000_000_000
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = T0
+
+    def __call__(self) -> int:
+        return self.now
+
+
+def open_store(path: Path, **settings: object) -> Store:
+    settings.setdefault("background", False)
+    settings.setdefault("fsync", "no")
+    settings.setdefault("default_ttl", 0)
+    return Store.open(path, **settings)  # type: ignore[arg-type]
+
+
+def fill(store: Store, n: int, prefix: str = "k") -> dict[str, str]:
+    written = {}
+    for i in range(n):
+        store.put(f"{prefix}{i}", f"v{i}", ttl=None)
+        written[f"{prefix}{i}"] = f"v{i}"
+    return written
+
+
+def state(store: Store) -> list[dict[str, str]]:
+    return [dict(store.db(i).items()) for i in range(store.databases)]
+
+
+# --------------------------------------------------------------------------- snapshots and compaction
+
+
+def test_save_writes_a_snapshot_archives_the_log_and_restart_uses_it(tmp_path: Path) -> None:
+    d = tmp_path / "d"
+    with open_store(d) as s:
+        fill(s, 200)
+        s.db(5).put("other", "db", ttl=None)
+        seq = s.save()
+        assert seq == s.last_seq == 201
+        assert (d / "snapshot.db").exists()
+        assert snapshot.read_info(str(d / "snapshot.db")).seq == 201
+        assert sealed_segments(str(d)) == []  # folded segments moved to the archive
+        assert [n for n in os.listdir(d / "archive") if n.startswith("AOF.")]
+        fill(s, 10, "after")
+        before = state(s)
+    with open_store(d) as s:
+        assert state(s) == before
+        assert s.snapshot_seq == 201 and s.last_seq == 211
+
+
+def test_a_second_save_archives_the_previous_snapshot(tmp_path: Path) -> None:
+    d = tmp_path / "d"
+    with open_store(d) as s:
+        fill(s, 10)
+        first = s.save()
+        fill(s, 10, "x")
+        s.save()
+    assert f"snapshot.{first:012d}.db" in os.listdir(d / "archive")
+
+
+def test_keys_expired_at_the_snapshot_time_may_be_dropped(tmp_path: Path) -> None:
+    clock = Clock()
+    d = tmp_path / "d"
+    with open_store(d, clock=clock) as s:
+        s.put("short", "1", ttl=1)
+        s.put("long", "1", ttl=100)
+        clock.now += 5000
+        s.put("later", "1", ttl=None)  # the last event's time is the snapshot's time
+        s.save()
+    assert snapshot.load(str(d / "snapshot.db"), Keyspaces(16)).keys == 2  # long and later; short had expired
+    with open_store(d, clock=clock) as s:
+        assert sorted(s.keys()) == ["later", "long"]
+
+
+def test_the_log_is_sealed_and_compacted_in_the_background_when_it_grows(tmp_path: Path) -> None:
+    d = tmp_path / "d"
+    with open_store(d, background=True, segment_bytes=4096, hz=50) as s:
+        written = fill(s, 300)
+        deadline = 200
+        while not (d / "snapshot.db").exists() and deadline:
+            time.sleep(0.05)
+            deadline -= 1
+        assert (d / "snapshot.db").exists(), "no background compaction happened"
+    with open_store(d) as s:
+        assert dict(s.items()) == written
+
+
+def test_retention_zero_deletes_the_archive(tmp_path: Path) -> None:
+    d = tmp_path / "d"
+    with open_store(d, retention_bytes=0) as s:
+        fill(s, 20)
+        s.save()
+        fill(s, 20, "x")
+        s.save()
+        assert os.listdir(d / "archive") == []
+        expected = state(s)
+    with open_store(d) as s:
+        assert state(s) == expected
+
+
+def test_retention_by_size_drops_the_oldest_first(tmp_path: Path) -> None:
+    archive = tmp_path / "archive"
+    archive.mkdir()
+    for name in ("AOF.000000000001-000000000010.txt", "snapshot.000000000010.db", "AOF.000000000011-000000000020.txt"):
+        (archive / name).write_bytes(b"x" * 100)
+    dropped = compact_module.prune_archive(str(archive), retention_seconds=10**9, retention_bytes=150)
+    assert dropped == ["AOF.000000000001-000000000010.txt", "snapshot.000000000010.db"]
+    assert os.listdir(archive) == ["AOF.000000000011-000000000020.txt"]
+
+
+# --------------------------------------------------------------------------- backup and restore
+
+
+def test_backup_is_a_consistent_copy_that_opens_as_it_was(tmp_path: Path) -> None:
+    d, b = tmp_path / "d", tmp_path / "b"
+    with open_store(d) as s:
+        fill(s, 50)
+        s.save()
+        fill(s, 5, "tail")
+        s.db(2).put("two", "2", ttl=None)
+        seq = s.backup(b)
+        expected = state(s)
+        s.put("after-backup", "1", ttl=None)
+    with open_store(b) as copy:
+        assert copy.last_seq == seq
+        assert state(copy) == expected
+
+
+def test_backup_refuses_a_non_empty_directory(tmp_path: Path) -> None:
+    (tmp_path / "b").mkdir()
+    (tmp_path / "b" / "x").write_text("x")
+    with open_store(tmp_path / "d") as s, pytest.raises(EventKVError, match="not empty"):
+        s.backup(tmp_path / "b")
+
+
+def test_restore_copies_a_backup_and_refuses_to_overwrite_without_force(tmp_path: Path) -> None:
+    d, b, r = tmp_path / "d", tmp_path / "b", tmp_path / "r"
+    with open_store(d) as s:
+        fill(s, 30)
+        s.backup(b)
+        expected = state(s)
+    Store.restore(b, r)
+    with open_store(r) as s:
+        assert state(s) == expected
+        s.put("new", "1", ttl=None)
+    with pytest.raises(EventKVError, match="not empty"):
+        Store.restore(b, r)
+    Store.restore(b, r, force=True)
+    with open_store(r) as s:
+        assert state(s) == expected
+
+
+# --------------------------------------------------------------------------- damaged files
+
+
+def _saved(tmp_path: Path) -> Path:
+    d = tmp_path / "d"
+    with open_store(d) as s:
+        fill(s, 100)
+        s.save()
+        fill(s, 10, "x")
+    return d
+
+
+def _refused(d: Path, *words: str) -> str:
+    files = {p: p.read_bytes() for p in d.rglob("*") if p.is_file() and p.name != ".lock"}
+    with pytest.raises(EventKVError) as info:
+        open_store(d)
+    message = str(info.value)
+    for w in words:
+        assert w in message, message
+    after = {p: p.read_bytes() for p in d.rglob("*") if p.is_file() and p.name != ".lock"}
+    assert after == files  # nothing overwritten
+    return message
+
+
+def test_a_truncated_snapshot_is_refused(tmp_path: Path) -> None:
+    d = _saved(tmp_path)
+    snap = d / "snapshot.db"
+    data = snap.read_bytes()
+    snap.write_bytes(data[: len(data) // 2])
+    _refused(d, str(snap), "backup")
+
+
+def test_a_flipped_byte_in_a_snapshot_is_refused(tmp_path: Path) -> None:
+    d = _saved(tmp_path)
+    snap = d / "snapshot.db"
+    data = bytearray(snap.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    snap.write_bytes(bytes(data))
+    _refused(d, str(snap), "line")
+
+
+def test_a_missing_segment_in_the_middle_is_refused(tmp_path: Path) -> None:
+    d = tmp_path / "d"
+    with open_store(d) as s:
+        for i in range(3):
+            fill(s, 10, f"p{i}-")
+            with s._lock:
+                s.event_log.seal()  # type: ignore[attr-defined]
+        fill(s, 5, "tail")
+    segments = sealed_segments(str(d))
+    assert len(segments) == 3
+    os.unlink(segments[1].path)
+    message = _refused(d, "missing")
+    assert f"{segments[1].first}..{segments[1].last}" in message
+
+
+# --------------------------------------------------------------------------- disk full
+
+
+def test_a_full_disk_during_compaction_keeps_the_old_snapshot_and_the_store_working(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    d = _saved(tmp_path)
+    before = (d / "snapshot.db").read_bytes()
+    real_write = snapshot.write
+
+    def full(*args: object, **kwargs: object) -> object:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    with open_store(d) as s:
+        fill(s, 10, "y")
+        with s._lock:
+            s.event_log.seal()  # type: ignore[attr-defined]
+        monkeypatch.setattr(snapshot, "write", full)
+        with pytest.raises(OSError):
+            compact_module.compact(str(d))
+        monkeypatch.setattr(snapshot, "write", real_write)
+        assert (d / "snapshot.db").read_bytes() == before
+        s.put("still", "works", ttl=None)
+        assert s.get("y3") == "v3"
+        expected = state(s)
+    with open_store(d) as s:
+        assert state(s) == expected
+
+
+# --------------------------------------------------------------------------- kill -9
+
+
+def _run_compactor(d: Path, crash_at: str) -> int:
+    env = {**ENV, "EVENTKV_CRASH_AT": crash_at}
+    return subprocess.run([sys.executable, "-m", "eventkv.compact", "--data-dir", str(d)], env=env,
+                          capture_output=True, timeout=60).returncode
+
+
+@pytest.mark.parametrize("crash_at", ["before-rename", "after-rename", "during-archive"])
+def test_a_compactor_killed_at_each_step_leaves_a_directory_that_opens(tmp_path: Path, crash_at: str) -> None:
+    d = tmp_path / "d"
+    with open_store(d) as s:
+        fill(s, 50)
+        s.save()
+        for i in range(2):
+            fill(s, 20, f"s{i}-")
+            with s._lock:
+                s.event_log.seal()  # type: ignore[attr-defined]
+        fill(s, 5, "tail")
+        expected = state(s)
+    assert _run_compactor(d, crash_at) == 137
+    with open_store(d) as s:
+        assert state(s) == expected
+        s.save()  # a later compaction finishes the job
+    assert sealed_segments(str(d)) == []
+    with open_store(d) as s:
+        assert state(s) == expected
+
+
+def _kill_writer_after(d: Path, acks: int) -> list[str]:
+    child = subprocess.Popen([sys.executable, str(ROOT / "tests" / "durability_child.py"), str(d)], env=ENV,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    seen: list[str] = []
+    try:
+        assert child.stdout is not None
+        while len(seen) < acks:
+            raw = child.stdout.readline()
+            if not raw:
+                raise AssertionError(child.stderr.read().decode()[-2000:] if child.stderr else "child died")
+            seen.append(raw.decode().strip())
+        child.send_signal(signal.SIGKILL)
+        child.wait(timeout=30)
+        seen += child.stdout.read().decode().split("\n")[:-1]
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait()
+    return seen
+
+
+@pytest.mark.parametrize("run", range(20))
+def test_kill_9_while_writing_sealing_and_compacting_loses_nothing_acknowledged(tmp_path: Path, run: int) -> None:
+    """20 random crash points of a writer whose log is sealed and compacted all the time."""
+    rng = random.Random(7000 + run)
+    d = tmp_path / "d"
+    acked = _kill_writer_after(d, rng.randint(5, 250))
+    with open_store(d) as s:
+        items = dict(s.items())
+    if len(acked) > 150:  # the writer's log was sealed and compacted under it
+        assert (d / "snapshot.db").exists() or (d / "archive").exists()
+    for name in acked:
+        i = name[1:]
+        if name.startswith("t"):
+            assert items.get(f"{name}:a") == i and items.get(f"{name}:b") == i, f"lost {name}"
+        else:
+            assert items.get(name) == i, f"lost {name}"
+    for key, value in items.items():  # no transaction half there
+        if key.startswith("t"):
+            name, _, half = key.partition(":")
+            assert items.get(f"{name}:{'b' if half == 'a' else 'a'}") == value, f"{name} half applied"
+    shutil.rmtree(d, ignore_errors=True)
+
+
+def test_the_crash_points_are_really_reached() -> None:
+    """The named crash points exist in the compactor (guards against a renamed hook)."""
+    source = Path(compact_module.__file__).read_text()
+    for name in ("before-rename", "after-rename", "during-archive"):
+        assert f'_crash_point("{name}")' in source
