@@ -814,3 +814,25 @@ def test_commands_are_logged(store: Store) -> None:
     with pytest.raises(CommandError):
         session.execute(["gett"])
     assert log.lines == [("put a 'x y' 10", "OK"), ("gett", "ERR")]
+
+
+# --------------------------------------------------------------------- save and backup
+
+
+def test_save_and_backup(session: Session, store: Store, tmp_path: Any) -> None:
+    run(session, "put a 1 0")
+    assert run(session, "save") == [f"snapshot written at record {store.last_seq}"]
+    target = tmp_path / "copy"
+    assert run(session, f"backup {target}") == [f"backup of record {store.last_seq} written to {target}"]
+    with Store.open(target, background=False) as copy:
+        assert copy.get("a") == "1"
+    assert "not empty" in error(session, f"backup {target}")
+    run(session, "begin")
+    assert error(session, "save") == "ERR 'save' is not allowed inside a transaction"
+    run(session, "rollback")
+
+
+def test_backup_is_refused_to_network_clients(store: Store, aliases: AliasBook, tmp_path: Any) -> None:
+    remote = Session(store, aliases, local=False)
+    assert "only allowed in the local REPL" in error(remote, f"backup {tmp_path / 'x'}")
+    assert not (tmp_path / "x").exists()

@@ -6,8 +6,8 @@ lists the rows in the table's order.  Handlers read and write ``session.target``
 values (``NO_OUTPUT`` when a person needs to see nothing, as after ``put``) and
 raise ``CommandError`` for what the user got wrong -- before changing anything.
 
-To add a command (``save``, ``backup <dir>``...): write ``_save(session, args)``
-and add ``Command("save", "one line of meaning", _save, write=True)`` to the table.
+To add a command: write ``_name(session, args)`` and add ``Command("name <arg>",
+"one line of meaning", _name)`` to the table.
 """
 
 from __future__ import annotations
@@ -228,6 +228,25 @@ def _help(session: Session, args: list[str]) -> Any:
     return Lines([f"{name.lower()}: alias for '{join(words)}'", f"{target.usage}  {target.help}"])
 
 
+def _outside_transactions(session: Session, name: str) -> None:
+    if session.tx is not None or session.in_batch:
+        raise CommandError(f"ERR '{name}' is not allowed inside a transaction")
+
+
+def _save(session: Session, args: list[str]) -> Any:
+    _outside_transactions(session, "save")
+    seq = session.store.save()
+    return Lines([f"snapshot written at record {seq}"])
+
+
+def _backup(session: Session, args: list[str]) -> Any:
+    _outside_transactions(session, "backup")
+    if not session.local:
+        raise CommandError("ERR backup writes files on the server: it is only allowed in the local REPL")
+    seq = session.store.backup(args[0])
+    return Lines([f"backup of record {seq} written to {args[0]}"])
+
+
 def _exit(session: Session, args: list[str]) -> Any:
     session.close()
     return NO_OUTPUT
@@ -269,6 +288,10 @@ SEED = CommandTable("seed", [
             no_batch=True),
     Command("show-alias", "list the aliases as 'name: command'", _show_alias),
     Command("reset-alias", "return to the default aliases (set: put, v: values)", _reset_alias, no_batch=True),
+    Command("save", "fold the log into a new snapshot now (compaction); returns when it is on disk", _save,
+            no_batch=True),
+    Command("backup <dir>", "write a consistent copy of the store into an empty directory", _backup,
+            no_batch=True),
     Command("help [command]", "list the commands, or describe one", _help),
     Command("exit", "leave (the REPL closes the store)", _exit, no_batch=True),
 ])
