@@ -20,7 +20,9 @@ Rules of this module:
 
 from __future__ import annotations
 
+import collections
 import contextlib
+import itertools
 import math
 import os
 import shutil
@@ -366,6 +368,7 @@ class Store(Database):
         "last_save_time",
         "last_compaction_ms",
         "last_compaction_ok",
+        "_lags",
         "__weakref__",
     )
 
@@ -397,6 +400,7 @@ class Store(Database):
         self.last_save_time = 0.0
         self.last_compaction_ms = 0.0
         self.last_compaction_ok = True
+        self._lags: collections.deque[tuple[float, int]] = collections.deque()
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -642,6 +646,69 @@ class Store(Database):
                 removed += len(ks.expire_due(now, limit))
         return removed
 
+    def _drain_expiry_lags(self) -> None:
+        """Move the projections' lag samples into the one-minute window (caller holds the lock)."""
+        now = time.monotonic()
+        window = self._lags
+        for ks in self._keyspaces.dbs:
+            if ks.expiry_lags:
+                window.extend((now, lag) for lag in ks.expiry_lags)
+                ks.expiry_lags.clear()
+        while window and window[0][0] < now - 60:
+            window.popleft()
+
+    def stats(self) -> dict[str, Any]:
+        """Figures for INFO, /v1/stats and /metrics: keyspace, log, snapshots, expiry.
+
+        ``expiry_lag_p50_ms``/``p99``: how late keys were removed after their expiry
+        time, over the last minute (lazy and active expiry both count).
+        ``expired_held``: keys already expired but still in memory.
+        """
+        with self._lock:
+            now = self._clock()
+            self._drain_expiry_lags()
+            lags = sorted(lag for _t, lag in self._lags)
+            dbs = []
+            for i, ks in enumerate(self._keyspaces.dbs):
+                keys, expires = ks.counts()
+                if keys:
+                    sample = list(itertools.islice(ks._expires.values(), 1000))
+                    avg_ttl = int(sum(max(0, t - now) for t in sample) / len(sample)) if sample else 0
+                    dbs.append({"db": i, "keys": keys, "expires": expires, "avg_ttl": avg_ttl})
+            expired_held = sum(ks.due_count(now) for ks in self._keyspaces.dbs)
+            expired_keys = sum(ks.expired_count for ks in self._keyspaces.dbs)
+        log = self._log
+        sealed = sealed_segments(self.config.data_dir)
+        archive = os.path.join(self.config.data_dir, "archive")
+        try:
+            archive_bytes = sum(e.stat().st_size for e in os.scandir(archive) if e.is_file())
+        except FileNotFoundError:
+            archive_bytes = 0
+
+        def pct(p: float) -> int:
+            return lags[min(len(lags) - 1, int(p * len(lags)))] if lags else 0
+
+        return {
+            "databases": dbs,
+            "events_total": self._last_seq,
+            "last_seq": self._last_seq,
+            "snapshot_seq": self._snapshot_seq,
+            "changes_since_last_save": self._last_seq - self._snapshot_seq,
+            "last_save_time": int(self.last_save_time),
+            "log_bytes": getattr(log, "size", 0) + sum(os.path.getsize(sg.path) for sg in sealed),
+            "log_segments": len(sealed) + 1,
+            "archive_bytes": archive_bytes,
+            "last_compaction_ms": round(self.last_compaction_ms, 1),
+            "last_compaction_ok": self.last_compaction_ok,
+            "fsync_count": getattr(log, "fsync_count", 0),
+            "expired_keys": expired_keys,
+            "expired_held": expired_held,
+            "expiry_lag_p50_ms": pct(0.50),
+            "expiry_lag_p99_ms": pct(0.99),
+            "expiry_lag_samples": len(lags),
+            "uptime_seconds": int(time.time() - self.started_at),
+        }
+
     def expiry_due(self) -> bool:
         """True if some database's expiry index has an entry due now (possibly a stale one)."""
         with self._lock:
@@ -659,6 +726,8 @@ class Store(Database):
                 self.expire_cycle(slice_)
                 while self.expiry_due() and time.monotonic() - started < budget:
                     self.expire_cycle(slice_)
+                with self._lock:
+                    self._drain_expiry_lags()
                 self._log_upkeep()
             except Exception:  # pragma: no cover - must never kill the thread
                 log.exception("background work failed")

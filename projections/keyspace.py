@@ -60,7 +60,7 @@ from eventkv.events import (
 class Keyspace:
     """One database: values, expiry times and the sorted expiry index."""
 
-    __slots__ = ("_data", "_expires", "_buckets", "_stale", "_index", "expired_count")
+    __slots__ = ("_data", "_expires", "_buckets", "_stale", "_index", "expired_count", "expiry_lags")
 
     def __init__(self) -> None:
         self._data: dict[str, str] = {}
@@ -70,6 +70,9 @@ class Keyspace:
         self._index: Any = None  # SortedList of keys, once asked for
         #: keys removed by expiry (lazy or active) since this keyspace was made
         self.expired_count = 0
+        #: for each key removed by expiry: how late (ms) -- removal time minus expiry
+        #: time; the Store drains it into its statistics (bounded if nobody does)
+        self.expiry_lags: list[int] = []
 
     # ------------------------------------------------------------------ writes
 
@@ -155,7 +158,7 @@ class Keyspace:
         if value is not None and self._expires:
             t = self._expires.get(key)
             if t is not None and t <= now:
-                self._drop_expired(key)
+                self._drop_expired(key, now)
                 return None
         return value
 
@@ -175,13 +178,15 @@ class Keyspace:
     def contains(self, key: str, now: int) -> bool:
         return self.get(key, now) is not None
 
-    def _drop_expired(self, key: str) -> None:
+    def _drop_expired(self, key: str, now: int) -> None:
         del self._data[key]
         if self._index is not None:
             self._index.remove(key)
-        del self._expires[key]
+        t = self._expires.pop(key)
         self._stale += 1
         self.expired_count += 1
+        if len(self.expiry_lags) < _MAX_LAGS:
+            self.expiry_lags.append(now - t)
 
     def expire_due(self, now: int, limit: int | None = None) -> list[tuple[str, int]]:
         """Remove keys whose expiry is at or before ``now``, popping at most ``limit`` index entries.
@@ -219,7 +224,19 @@ class Keyspace:
             else:
                 del bucket[1:i]
         self.expired_count += len(removed)
+        lags = self.expiry_lags
+        if removed and len(lags) < _MAX_LAGS:
+            lags.extend(now - t for _key, t in removed)
         return removed
+
+    def due_count(self, now: int) -> int:
+        """Keys expired at ``now`` but still held (not yet removed).  O(due index entries)."""
+        expires = self._expires
+        n = 0
+        for t in self._buckets.irange(maximum=now):
+            bucket = self._buckets[t]
+            n += sum(1 for i in range(1, len(bucket)) if expires.get(bucket[i]) == t)
+        return n
 
     def next_expiry(self) -> int | None:
         """The earliest expiry time in the index (possibly of a stale entry).  O(log n)."""
@@ -306,6 +323,7 @@ class Keyspace:
 
 
 _MISSING: Any = object()
+_MAX_LAGS = 100_000  # expiry lag samples kept until drained
 
 
 def prefix_end(prefix: str) -> str | None:
