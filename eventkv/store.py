@@ -186,11 +186,15 @@ class Database:
         with s._lock:
             return self._ks().prefix_keys(s._clock(), prefix)
 
-    def keys_sorted(self, after: str = "", limit: int | None = None) -> list[str]:
-        """Visible keys greater than ``after``, sorted, at most ``limit``: a page of a listing.  O(log n + k)."""
+    def sorted_keys(self, start: str = "", stop: str | None = None, *, inclusive: bool = True,
+                    limit: int | None = None) -> list[str]:
+        """Visible keys ``start <= key < stop`` (``start < key`` if not ``inclusive``), sorted, at most ``limit``.
+
+        A page of a listing (SCAN, ``GET /v1/keys``).  O(log n + k) (the first call builds the index).
+        """
         s = self._store
         with s._lock:
-            return self._ks().sorted_keys(s._clock(), after, None, inclusive=False, limit=limit)
+            return self._ks().sorted_keys(s._clock(), start, stop, inclusive=inclusive, limit=limit)
 
     def lookup(self, key: str) -> tuple[str, int | None] | None:
         """``(value, expire_at_ms or None)`` of a visible key, or None.  O(1)."""

@@ -1,0 +1,133 @@
+"""JSON in and out of the HTTP API: the envelope, errors as exceptions, bodies read within a limit.
+
+Rules of this module:
+
+* Every error the API answers is an ``HttpError`` raised by a handler (or made
+  from one of aiohttp's own, for unknown paths and wrong methods) and rendered
+  once, by the application's middleware, as the original design's envelope::
+
+      {"received": <the request body or null>, "status": 400, "message": "...", "data": null}
+
+* A body is read at most ``limit`` bytes: past that the request is answered 413
+  before anything runs.  A body that is not JSON is answered 400 and echoed in
+  ``received`` as text.
+* Values come out of the command layer as plain Python values: ``NO_OUTPUT``
+  renders as ``null``, tuples as 2-element lists, ``Lines`` as a list of strings.
+  Strings holding undecodable bytes (lone surrogates, from RESP clients) are
+  written as ``\\udcXX`` escapes, as the event log writes them.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from eventkv.commands import NO_OUTPUT
+
+JSON_HEADERS = {"Content-Type": "application/json"}
+
+#: the key under which a handler leaves the parsed request body, for the error envelope
+RECEIVED = "eventkv.received"
+
+
+class _NoBody:
+    """No request body was sent (not even ``null``): ``received`` is then null."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "NO_BODY"
+
+
+NO_BODY: Any = _NoBody()
+
+
+class HttpError(Exception):
+    """An answer other than success: ``status``, a one-line ``message`` for a person, optional ``data``."""
+
+    def __init__(self, status: int, message: str, data: Any = None, headers: Mapping[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.data = data
+        self.headers = headers
+
+
+def _default(obj: Any) -> Any:
+    if obj is NO_OUTPUT or obj is NO_BODY:
+        return None
+    raise TypeError(f"cannot render {type(obj).__name__} as JSON")
+
+
+def dumps(obj: Any) -> bytes:
+    """``obj`` as compact JSON bytes (``NO_OUTPUT`` as null, tuples as lists)."""
+    try:
+        return orjson.dumps(obj, default=_default)
+    except TypeError:
+        # orjson refuses strings holding lone surrogates; the standard library escapes them.
+        return json.dumps(obj, default=_default, separators=(",", ":")).encode()
+
+
+def loads(body: bytes) -> Any:
+    """A JSON document; ``ValueError`` if ``body`` is not one."""
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError:
+        # Lone surrogate escapes ("\\udc80") are valid JSON text for the standard library.
+        return json.loads(body)
+
+
+def json_response(obj: Any, status: int = 200, headers: Mapping[str, str] | None = None) -> web.Response:
+    if headers:
+        all_headers = dict(JSON_HEADERS)
+        all_headers.update(headers)
+        return web.Response(body=dumps(obj), status=status, headers=all_headers)
+    return web.Response(body=dumps(obj), status=status, headers=JSON_HEADERS)
+
+
+def envelope(received: Any, status: int, message: str, data: Any = None,
+             headers: Mapping[str, str] | None = None) -> web.Response:
+    """The original design's response: what was received, the status, what happened, the result."""
+    return json_response({"received": received, "status": status, "message": message, "data": data},
+                         status, headers)
+
+
+async def read_body(request: web.Request, limit: int) -> bytes:
+    """The request body, at most ``limit`` bytes (413 past that, before it is all read)."""
+    length = request.content_length
+    if length is not None and length > limit:
+        raise HttpError(413, f"request body too large: {length} bytes (the limit is {limit} bytes)")
+    if not request.body_exists:
+        return b""
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        chunk = await request.content.readany()
+        if not chunk:
+            break
+        size += len(chunk)
+        if size > limit:
+            raise HttpError(413, f"request body too large: more than {limit} bytes (the limit is {limit} bytes)")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def read_json(request: web.Request, limit: int) -> Any:
+    """The parsed JSON body, ``NO_BODY`` if there is none; 400 if it is not JSON.
+
+    The parsed body is kept on the request for the envelope's ``received``.
+    """
+    body = await read_body(request, limit)
+    if not body:
+        return NO_BODY
+    try:
+        value = loads(body)
+    except ValueError as e:
+        request[RECEIVED] = body.decode("utf-8", "replace")
+        raise HttpError(400, f"the request body is not valid JSON: {e}") from None
+    request[RECEIVED] = value
+    return value
