@@ -19,7 +19,6 @@ import tracemalloc
 from collections.abc import Callable
 
 from eventkv import Store
-from eventkv.compact import compact
 
 
 def _keys(n: int, prefix: str = "k") -> list[str]:
@@ -40,7 +39,7 @@ def bench_put_get(n: int, repeat: int) -> dict[str, float]:
             db = Store.open(d, fsync="no", background=False)
             put = db.put
             started = time.perf_counter()
-            for k, v in zip(keys, values):
+            for k, v in zip(keys, values, strict=True):
                 put(k, v)
             elapsed = time.perf_counter() - started
             db.close()
@@ -48,7 +47,7 @@ def bench_put_get(n: int, repeat: int) -> dict[str, float]:
 
     with tempfile.TemporaryDirectory() as d:
         db = Store.open(d, fsync="no", background=False)
-        for k, v in zip(keys, values):
+        for k, v in zip(keys, values, strict=True):
             db.put(k, v)
         get = db.get
 
