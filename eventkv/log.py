@@ -208,6 +208,7 @@ class FileEventLog(EventLog):
         self._stop = threading.Event()
         self._syncer: threading.Thread | None = None
         self.fsync_count = 0
+        self.fsync_seconds = 0.0
         self._lock_fd = -1
         #: when the active segment was started (seconds since the epoch)
         self.created_at = time.time()
@@ -447,7 +448,9 @@ class FileEventLog(EventLog):
     def _sync_now(self) -> None:
         """fdatasync everything written so far (caller holds ``_sync_lock``)."""
         target = self._written_seq
+        started = time.perf_counter()
         _fdatasync(self._fd)
+        self.fsync_seconds += time.perf_counter() - started
         self.fsync_count += 1
         self._synced_seq = target
 

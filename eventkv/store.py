@@ -58,6 +58,7 @@ from eventkv.events import (
 )
 from eventkv.log import EventLog, FileEventLog, fsync_dir, sealed_segments
 from eventkv.logging import get_logger
+from eventkv.metrics import Metrics
 from projections.keyspace import Keyspace, Keyspaces
 
 log = get_logger("inMemoryDB")
@@ -373,6 +374,7 @@ class Store(Database):
         "last_compaction_ms",
         "last_compaction_ok",
         "_lags",
+        "metrics",
         "__weakref__",
     )
 
@@ -405,6 +407,8 @@ class Store(Database):
         self.last_compaction_ms = 0.0
         self.last_compaction_ok = True
         self._lags: collections.deque[tuple[float, int]] = collections.deque()
+        #: what the frontends serving this store count (commands, latency, hits, slow log)
+        self.metrics = Metrics()
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -705,6 +709,7 @@ class Store(Database):
             "last_compaction_ms": round(self.last_compaction_ms, 1),
             "last_compaction_ok": self.last_compaction_ok,
             "fsync_count": getattr(log, "fsync_count", 0),
+            "fsync_seconds": round(getattr(log, "fsync_seconds", 0.0), 6),
             "expired_keys": expired_keys,
             "expired_held": expired_held,
             "expiry_lag_p50_ms": pct(0.50),

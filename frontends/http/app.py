@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import hmac
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
@@ -134,7 +135,7 @@ class HttpApi:
             routes.setdefault(path, {})[method] = handler
         for path, methods in routes.items():
             for method, handler in methods.items():
-                guarded = self._guarded(handler, public=path in PUBLIC_PATHS)
+                guarded = self._guarded(handler, public=path in PUBLIC_PATHS, name=f"{method} {path}")
                 if method == "GET":
                     app.router.add_get(path, guarded)  # and HEAD: the same answer without its body
                 else:
@@ -144,8 +145,24 @@ class HttpApi:
         app.router.add_route("*", "/{path:.*}", self._guarded(_not_found))
         return app
 
-    def _guarded(self, handler: Handler, public: bool = False) -> Handler:
-        """``handler`` behind the bearer token (unless ``public``), its errors answered as the envelope."""
+    def _guarded(self, handler: Handler, public: bool = False, name: str = "other") -> Handler:
+        """``handler`` behind the bearer token (unless ``public``), its errors answered as the envelope.
+
+        Every request is counted in the store's metrics as command ``name`` (method and
+        route) of frontend ``http``, ok when answered below 400.
+        """
+        inner = self._answered(handler, public)
+        metrics = self.store.metrics
+
+        async def guarded(request: web.Request) -> web.StreamResponse:
+            started = time.perf_counter()
+            response = await inner(request)
+            metrics.record("http", name, response.status < 400, time.perf_counter() - started)
+            return response
+
+        return guarded
+
+    def _answered(self, handler: Handler, public: bool) -> Handler:
         token = None if public else self.settings.token
 
         async def guarded(request: web.Request) -> web.StreamResponse:

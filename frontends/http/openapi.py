@@ -208,6 +208,13 @@ def document(*, databases: int = 16, auth: bool = False, max_body: int = 1 << 20
             "get": {"summary": "keys, events, log size, last snapshot, uptime", "tags": ["v1"],
                     "responses": {"200": _answer("the numbers", "Stats"), **_errors(*common)}},
         },
+        "/metrics": {
+            "get": {"summary": "counters, latency histograms and store figures in Prometheus text format",
+                    "tags": ["v1"],
+                    "responses": {"200": {"description": "Prometheus exposition format 0.0.4",
+                                          "content": {"text/plain": {"schema": {"type": "string"}}}},
+                                  **_errors(*common)}},
+        },
         "/openapi.json": {
             "get": {"summary": "this document", "tags": ["v1"], "security": [],
                     "responses": {"200": {"description": "the OpenAPI document",

@@ -474,6 +474,11 @@ class Resources:
             "store": figures,
         })
 
+    async def metrics(self, request: web.Request) -> web.Response:
+        body = self.store.metrics.exposition(self.store.stats())
+        return web.Response(text=body, content_type="text/plain", headers={"X-Content-Type-Options": "nosniff"},
+                            charset="utf-8")
+
     async def openapi(self, request: web.Request) -> web.Response:
         return web.Response(body=self._openapi, headers={"Content-Type": "application/json"})
 
@@ -492,5 +497,6 @@ def routes(api: HttpApi) -> list[tuple[str, str, Callable[[web.Request], Any]]]:
         ("DELETE", "/v1/tx/{tx}", r.rollback),
         ("GET", "/v1/health", r.health),
         ("GET", "/v1/stats", r.stats),
+        ("GET", "/metrics", r.metrics),
         ("GET", "/openapi.json", r.openapi),
     ]

@@ -1,0 +1,82 @@
+"""Observability: /metrics in Prometheus's format, /v1/stats, the metrics registry and the slow log."""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.request
+
+import pytest
+from test_http import HttpServer
+
+from eventkv.metrics import Histogram, Metrics, SlowLog
+
+parser = pytest.importorskip("prometheus_client.parser")
+
+
+def test_histogram_buckets_are_cumulative() -> None:
+    h = Histogram((0.001, 0.01))
+    for v in (0.0005, 0.001, 0.005, 0.5):
+        h.observe(v)
+    assert h.cumulative() == [("0.001", 2), ("0.01", 3), ("+Inf", 4)]
+    assert h.count == 4 and h.sum == pytest.approx(0.5065)
+
+
+def test_the_slow_log_keeps_slow_commands_truncated_as_redis_does() -> None:
+    log = SlowLog(threshold_us=100, max_len=2)
+    log.record(50, ["GET", "fast"])
+    log.record(150, ["SET", "k", "x" * 200])
+    log.record(300, ["MSET", *[str(i) for i in range(40)]])
+    log.record(400, ["GET", "k"])
+    assert len(log) == 2  # the oldest went
+    newest, older = log.get(10)
+    assert newest[2] == 400 and newest[3] == ["GET", "k"]
+    assert older[3][-1] == "... (10 more arguments)" and len(older[3]) == 32
+    assert newest[0] > older[0]
+    log.reset()
+    assert log.get(10) == []
+
+
+def test_the_exposition_parses_and_holds_every_family(tmp_path) -> None:
+    from eventkv import Store
+
+    with Store.open(tmp_path, background=False, fsync="no") as store:
+        store.put("a", "1", ttl=10)
+        m = Metrics()
+        m.record("resp", "get", True, 0.0002)
+        m.record("resp", "set", False, 0.002)
+        m.record("http", 'GET /v1/keys/{key}', True, 0.001)
+        m.hit(True)
+        m.hit(False)
+        text = m.exposition(store.stats())
+    families = {f.name: f for f in parser.text_string_to_metric_families(text)}
+    for name in ("eventkv_commands", "eventkv_command_duration_seconds", "eventkv_keyspace_hits",
+                 "eventkv_keyspace_misses", "eventkv_events_appended", "eventkv_expiry_lag_seconds",
+                 "eventkv_fsync", "eventkv_fsync_seconds", "eventkv_keys", "eventkv_expired_keys_held"):
+        assert name in families, name
+    counts = {(s.labels["frontend"], s.labels["command"], s.labels["status"]): s.value
+              for s in families["eventkv_commands"].samples}
+    assert counts[("resp", "set", "error")] == 1 and counts[("http", "GET /v1/keys/{key}", "ok")] == 1
+    assert [s.value for s in families["eventkv_keyspace_hits"].samples if s.name.endswith("_total")] == [1]
+
+
+def test_metrics_over_http_count_requests(tmp_path) -> None:
+    server = HttpServer.start(tmp_path / "d")
+    try:
+        base = f"http://127.0.0.1:{server.port}"
+        put = urllib.request.Request(f"{base}/v1/keys/a", data=b'{"value": "1", "ttl": null}', method="PUT",
+                                     headers={"Content-Type": "application/json"})
+        urllib.request.urlopen(put).read()
+        with pytest.raises(urllib.error.HTTPError):
+            urllib.request.urlopen(f"{base}/v1/keys/missing")
+        with urllib.request.urlopen(f"{base}/metrics") as answer:
+            assert answer.headers["Content-Type"].startswith("text/plain")
+            text = answer.read().decode()
+        families = {f.name: f for f in parser.text_string_to_metric_families(text)}
+        counts = {(s.labels["command"], s.labels["status"]): s.value for s in families["eventkv_commands"].samples}
+        assert counts[("PUT /v1/keys/{key}", "ok")] == 1
+        assert counts[("GET /v1/keys/{key}", "error")] == 1
+        stats = json.loads(urllib.request.urlopen(f"{base}/v1/stats").read())
+        assert stats["events"] == 1 and stats["keys"] == 1
+    finally:
+        server.stop()
