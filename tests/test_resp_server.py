@@ -1,0 +1,662 @@
+"""The RESP server: the Redis dialect in-process, then a real client (redis-py) against ``eventkv serve``.
+
+The first part drives ``RedisSession`` directly on a store (fast, exact: Redis's
+reply values and error texts).  The second spawns the server in a subprocess and
+talks to it with redis-py and raw sockets: strings, TTLs, pipelines, MULTI/EXEC,
+WATCH between two connections, binary values, AUTH, databases, limits, protocol
+errors, persistence across a restart, start-up failures.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from resp_helpers import ServerProcess, eventkv, free_port
+
+from eventkv import Store
+from eventkv.commands import NO_OUTPUT, AliasBook, CommandError
+from eventkv.commands.redis import NIL_ARRAY, QUEUED, RedisSession, ServerState, Status
+from frontends.resp.server import render
+
+redis = pytest.importorskip("redis")
+
+# --------------------------------------------------------------------- in-process: the command layer
+
+
+@pytest.fixture
+def server_state(store: Store) -> ServerState:
+    return ServerState(store)
+
+
+@pytest.fixture
+def session(server_state: ServerState) -> RedisSession:
+    return RedisSession(server_state, AliasBook())
+
+
+def run(session: RedisSession, *argv: str) -> Any:
+    return session.execute(list(argv))
+
+
+def error(session: RedisSession, *argv: str) -> str:
+    with pytest.raises(CommandError) as info:
+        session.execute(list(argv))
+    return str(info.value)
+
+
+def test_set_get_and_the_status_values(session: RedisSession) -> None:
+    assert run(session, "SET", "a", "1") is NO_OUTPUT
+    assert run(session, "get", "a") == "1"
+    assert run(session, "GET", "missing") is None
+    assert run(session, "PING") == Status("PONG") and type(run(session, "PING")) is Status
+    assert run(session, "PING", "hi") == "hi"
+    assert run(session, "TYPE", "a") == "string" and run(session, "TYPE", "zz") == "none"
+
+
+def test_redis_error_texts(session: RedisSession) -> None:
+    assert error(session, "FOO", "a", "b") == "ERR unknown command 'FOO', with args beginning with: 'a' 'b' "
+    assert error(session, "GET") == "ERR wrong number of arguments for 'get' command"
+    assert error(session, "SET", "a", "1", "BOGUS") == "ERR syntax error"
+    assert error(session, "SET", "a", "1", "EX", "0") == "ERR invalid expire time in 'set' command"
+    assert error(session, "SET", "a", "1", "EX", "x") == "ERR value is not an integer or out of range"
+    assert error(session, "SET", "a", "1", "NX", "XX") == "ERR syntax error"
+    run(session, "SET", "s", "abc")
+    assert error(session, "INCR", "s") == "ERR value is not an integer or out of range"
+    assert error(session, "INCRBYFLOAT", "s", "1") == "ERR value is not a valid float"
+    assert error(session, "SELECT", "99") == "ERR DB index is out of range"
+    assert error(session, "SELECT", "x") == "ERR value is not an integer or out of range"
+    assert error(session, "EXEC") == "ERR EXEC without MULTI"
+    assert error(session, "DISCARD") == "ERR DISCARD without MULTI"
+    assert error(session, "CLIENT", "NOPE") == "ERR unknown subcommand 'NOPE'. Try CLIENT HELP."
+    assert error(session, "RENAME", "nope", "x") == "ERR no such key"
+    assert error(session, "MSET", "a", "1", "b") == "ERR wrong number of arguments for 'mset' command"
+
+
+def test_set_options(session: RedisSession, clock: Any) -> None:
+    assert run(session, "SET", "k", "1", "NX") is NO_OUTPUT
+    assert run(session, "SET", "k", "2", "NX") is None
+    assert run(session, "SET", "k", "3", "XX", "GET") == "1"
+    assert run(session, "SET", "new", "3", "XX") is None and run(session, "GET", "new") is None
+    assert run(session, "SET", "k", "4", "PX", "1500") is NO_OUTPUT
+    assert run(session, "PTTL", "k") == 1500
+    assert run(session, "SET", "k", "5", "KEEPTTL") is NO_OUTPUT
+    assert run(session, "PTTL", "k") == 1500
+    assert run(session, "SET", "k", "6") is NO_OUTPUT
+    assert run(session, "TTL", "k") == -1  # SET without EX/PX never expires (unlike the seed put)
+    at = clock.now // 1000 + 100
+    run(session, "SET", "k", "7", "EXAT", str(at))
+    assert run(session, "EXPIRETIME", "k") == at
+    run(session, "SET", "k", "8", "PXAT", str(clock.now + 2500))
+    assert run(session, "PEXPIRETIME", "k") == clock.now + 2500
+    assert run(session, "SET", "k", "9", "NX", "GET") == "8"
+    clock.advance(2500)
+    assert run(session, "GET", "k") is None
+
+
+def test_string_commands(session: RedisSession) -> None:
+    assert run(session, "INCR", "n") == 1
+    assert run(session, "INCRBY", "n", "41") == 42
+    assert run(session, "DECR", "n") == 41 and run(session, "DECRBY", "n", "40") == 1
+    run(session, "SET", "big", str(2**63 - 1))
+    assert error(session, "INCR", "big") == "ERR increment or decrement would overflow"
+    assert run(session, "INCRBYFLOAT", "f", "10.5") == "10.5"
+    assert run(session, "INCRBYFLOAT", "f", "0.1") == "10.6"
+    assert run(session, "INCRBYFLOAT", "f", "5.0e3") == "5010.6"
+    assert run(session, "APPEND", "s", "Hello") == 5 and run(session, "APPEND", "s", " World") == 11
+    assert run(session, "STRLEN", "s") == 11 and run(session, "STRLEN", "none") == 0
+    assert run(session, "GETRANGE", "s", "0", "4") == "Hello"
+    assert run(session, "GETRANGE", "s", "-5", "-1") == "World"
+    assert run(session, "GETRANGE", "s", "5", "1") == ""
+    assert run(session, "SETRANGE", "s", "6", "Redis") == 11 and run(session, "GET", "s") == "Hello Redis"
+    assert run(session, "SETRANGE", "pad", "3", "x") == 4 and run(session, "GET", "pad") == "\x00\x00\x00x"
+    assert run(session, "GETSET", "s", "new") == "Hello Redis"
+    assert run(session, "GETDEL", "s") == "new" and run(session, "GET", "s") is None
+    assert run(session, "SETNX", "nx", "1") == 1 and run(session, "SETNX", "nx", "2") == 0
+    assert run(session, "MSET", "a", "1", "b", "2") is NO_OUTPUT
+    assert run(session, "MGET", "a", "b", "c") == ["1", "2", None]
+    assert run(session, "MSETNX", "c", "3", "a", "9") == 0 and run(session, "GET", "c") is None
+    assert run(session, "MSETNX", "c", "3", "d", "4") == 1
+    assert run(session, "SETEX", "e", "10", "v") is NO_OUTPUT and run(session, "TTL", "e") == 10
+    assert run(session, "PSETEX", "e", "1500", "v") is NO_OUTPUT and run(session, "PTTL", "e") == 1500
+    assert run(session, "GETEX", "e", "PERSIST") == "v" and run(session, "TTL", "e") == -1
+    assert run(session, "GETEX", "e", "EX", "5") == "v" and run(session, "TTL", "e") == 5
+    assert error(session, "SETEX", "e", "0", "v") == "ERR invalid expire time in 'setex' command"
+
+
+def test_incr_keeps_the_ttl(session: RedisSession) -> None:
+    run(session, "SET", "n", "1", "EX", "100")
+    run(session, "INCR", "n")
+    assert run(session, "TTL", "n") == 100
+
+
+def test_key_commands_and_expiry(session: RedisSession, clock: Any) -> None:
+    run(session, "MSET", "a", "1", "b", "2", "c", "3")
+    assert run(session, "EXISTS", "a", "b", "zz", "a") == 3
+    assert run(session, "DEL", "a", "zz") == 1 and run(session, "UNLINK", "b") == 1
+    assert run(session, "EXPIRE", "c", "10") == 1 and run(session, "TTL", "c") == 10
+    assert run(session, "EXPIRE", "c", "20", "NX") == 0
+    assert run(session, "EXPIRE", "c", "20", "GT") == 1 and run(session, "TTL", "c") == 20
+    assert run(session, "EXPIRE", "c", "5", "GT") == 0
+    assert run(session, "PEXPIRE", "c", "1500") == 1 and run(session, "PTTL", "c") == 1500
+    assert run(session, "PERSIST", "c") == 1 and run(session, "PERSIST", "c") == 0
+    assert run(session, "TTL", "c") == -1 and run(session, "TTL", "zz") == -2
+    assert run(session, "EXPIRETIME", "c") == -1 and run(session, "PEXPIRETIME", "zz") == -2
+    assert run(session, "EXPIREAT", "c", str(clock.now // 1000 + 50)) == 1
+    assert run(session, "EXPIRE", "c", "-1") == 1 and run(session, "EXISTS", "c") == 0  # past: deleted
+    assert run(session, "EXPIRE", "zz", "10") == 0
+    run(session, "SET", "x", "1", "EX", "30")
+    assert run(session, "RENAME", "x", "y") is NO_OUTPUT and run(session, "TTL", "y") == 30
+    run(session, "SET", "z", "1")
+    assert run(session, "RENAMENX", "y", "z") == 0 and run(session, "RENAMENX", "y", "w") == 1
+    assert run(session, "RANDOMKEY") in ("z", "w")
+
+
+def test_keys_with_and_without_a_pattern(session: RedisSession) -> None:
+    run(session, "MSET", "user:1", "a", "user:2", "b", "other", "c")
+    assert sorted(run(session, "KEYS")) == ["other", "user:1", "user:2"]  # the seed 'keys'
+    assert run(session, "KEYS", "user:*") == ["user:1", "user:2"]
+    assert run(session, "KEYS", "*er") == ["other"]
+    assert run(session, "KEYS", "user:[2]") == ["user:2"]
+
+
+def test_scan_returns_every_key_once_even_while_keys_change(session: RedisSession) -> None:
+    keys = {f"k{i:03}" for i in range(250)}
+    run(session, "MSET", *[x for k in sorted(keys) for x in (k, "v")])
+    seen: list[str] = []
+    cursor = "0"
+    step = 0
+    while True:
+        cursor, batch = run(session, "SCAN", cursor, "COUNT", "7")
+        seen += batch
+        step += 1
+        if step == 3:
+            run(session, "SET", "a-new-key-before-the-cursor", "v")
+            run(session, "DEL", "k200")
+            keys.discard("k200")
+        if cursor == "0":
+            break
+    assert keys <= set(seen) and len(seen) == len(set(seen))
+    cursor, batch = run(session, "SCAN", "0", "MATCH", "k1*", "COUNT", "1000")
+    assert cursor == "0" and batch == sorted(k for k in keys if k.startswith("k1"))
+    _, batch = run(session, "SCAN", "0", "MATCH", "k?5?", "COUNT", "1000")
+    assert batch == sorted(k for k in keys if k[2] == "5")
+    assert error(session, "SCAN", "12345678") == "ERR invalid cursor"
+    assert error(session, "SCAN", "0", "COUNT") == "ERR syntax error"
+
+
+def test_multi_exec_is_one_record_and_follows_redis(session: RedisSession, store: Store) -> None:
+    run(session, "SET", "s", "text")
+    before = store.last_seq
+    assert run(session, "MULTI") is NO_OUTPUT
+    assert run(session, "SET", "a", "1") is QUEUED
+    assert run(session, "INCR", "s") is QUEUED
+    assert run(session, "INCR", "a") is QUEUED
+    result = run(session, "EXEC")
+    assert result[0] is NO_OUTPUT and isinstance(result[1], CommandError) and result[2] == 2
+    assert str(result[1]) == "ERR value is not an integer or out of range"
+    assert store.last_seq == before + 1  # the transaction is one record
+    assert run(session, "GET", "a") == "2"
+
+
+def test_a_queuing_error_aborts_exec(session: RedisSession) -> None:
+    run(session, "MULTI")
+    run(session, "SET", "a", "1")
+    assert error(session, "NOSUCH").startswith("ERR unknown command 'NOSUCH'")
+    assert error(session, "GET") == "ERR wrong number of arguments for 'get' command"
+    assert error(session, "EXEC") == "EXECABORT Transaction discarded because of previous errors."
+    assert run(session, "GET", "a") is None
+    run(session, "MULTI")
+    assert error(session, "MULTI") == "ERR MULTI calls can not be nested"
+    assert error(session, "WATCH", "a") == "ERR WATCH inside MULTI is not allowed"
+    assert error(session, "SELECT", "1") == "ERR 'select' is not allowed inside MULTI"
+    assert run(session, "DISCARD") is NO_OUTPUT
+
+
+def test_watch_conflict_between_sessions(server_state: ServerState, session: RedisSession) -> None:
+    other = RedisSession(server_state, AliasBook())
+    run(session, "SET", "w", "0")
+    run(session, "WATCH", "w")
+    run(other, "SET", "w", "1")
+    run(session, "MULTI")
+    run(session, "SET", "w", "mine")
+    assert run(session, "EXEC") is NIL_ARRAY
+    assert run(session, "GET", "w") == "1"
+    run(session, "WATCH", "w")
+    run(session, "MULTI")
+    run(session, "SET", "w", "mine")
+    assert run(session, "EXEC") == [NO_OUTPUT]
+    run(session, "WATCH", "w", "absent")
+    run(other, "SET", "absent", "now present")
+    run(session, "MULTI")
+    assert run(session, "EXEC") is NIL_ARRAY
+    run(session, "WATCH", "w")
+    run(other, "FLUSHDB")
+    run(session, "MULTI")
+    assert run(session, "EXEC") is NIL_ARRAY
+
+
+def test_a_watched_key_that_expires_fails_exec(session: RedisSession, clock: Any) -> None:
+    run(session, "SET", "w", "0", "PX", "100")
+    run(session, "WATCH", "w")
+    clock.advance(200)
+    run(session, "MULTI")
+    assert run(session, "EXEC") is NIL_ARRAY
+
+
+def test_disconnecting_drops_a_queued_transaction(server_state: ServerState, session: RedisSession,
+                                                   store: Store) -> None:
+    run(session, "MULTI")
+    run(session, "SET", "a", "1")
+    session.close()
+    assert store.get("a") is None
+    seed = RedisSession(server_state, AliasBook())
+    run(seed, "begin")
+    run(seed, "put", "b", "1")
+    seed.close()
+    assert store.get("b") is None and store._open_txs == 0
+
+
+def test_databases(server_state: ServerState, session: RedisSession, store: Store) -> None:
+    other = RedisSession(server_state, AliasBook())
+    run(other, "SELECT", "2")
+    run(session, "SET", "k", "db0")
+    run(other, "SET", "k", "db2")
+    run(other, "SET", "only2", "x", "EX", "100")
+    assert run(session, "GET", "k") == "db0" and run(other, "GET", "k") == "db2"
+    assert run(session, "DBSIZE") == 1 and run(other, "DBSIZE") == 2
+    assert run(session, "MOVE", "k", "2") == 0  # present there: not moved
+    run(session, "SET", "m", "1")
+    assert run(session, "MOVE", "m", "2") == 1 and run(other, "GET", "m") == "1"
+    assert error(session, "MOVE", "m", "0") == "ERR source and destination objects are the same"
+    assert error(session, "MOVE", "m", "16") == "ERR DB index is out of range"
+    info = run(session, "INFO", "keyspace")
+    assert "db0:keys=1,expires=0,avg_ttl=0" in info and "db2:keys=3,expires=1,avg_ttl=100000" in info
+    assert run(session, "SWAPDB", "0", "2") is NO_OUTPUT
+    assert run(session, "GET", "k") == "db2"
+    assert error(session, "SWAPDB", "0", "x") == "ERR invalid second DB index"
+    run(other, "FLUSHDB")
+    assert run(session, "DBSIZE") == 3 and run(other, "DBSIZE") == 0
+    run(session, "FLUSHALL")
+    assert run(session, "DBSIZE") == 0
+    assert "db=2" in run(other, "CLIENT", "INFO")
+
+
+def test_seed_dialect_over_resp(session: RedisSession, store: Store) -> None:
+    assert run(session, "put", "a", "1", "10000") is NO_OUTPUT
+    assert 9999 <= store.ttl("a") <= 10000
+    run(session, "put", "b", "2", "10000")
+    assert run(session, "items") == [("a", "1"), ("b", "2")]
+    assert run(session, "find", "-k", "-l", "*") == ["a", "b"]
+    assert run(session, "batch", "-c", "put c 3 10000; get c") == [None, "3"]
+    assert run(session, "alias", "k", "keys") is NO_OUTPUT and run(session, "k") == ["a", "b", "c"]
+    assert run(session, "exists", "a") == 1  # Redis's EXISTS wins over RESP
+    assert run(session, "SET", "s", "x") is NO_OUTPUT and run(session, "TTL", "s") == -1  # SET, not the alias
+
+
+def test_auth(store: Store) -> None:
+    state = ServerState(store, requirepass="sekret")
+    s = RedisSession(state, AliasBook())
+    assert error(s, "GET", "a") == "NOAUTH Authentication required."
+    assert error(s, "AUTH", "wrong") == "WRONGPASS invalid username-password pair or user is disabled."
+    assert error(s, "AUTH", "bob", "sekret") == "WRONGPASS invalid username-password pair or user is disabled."
+    assert error(s, "HELLO", "3").startswith("NOAUTH HELLO must be called with the client already authenticated")
+    assert run(s, "HELLO", "3", "AUTH", "default", "sekret")["proto"] == 3 and s.resp3
+    assert run(s, "GET", "a") is None
+    s2 = RedisSession(state, AliasBook())
+    assert run(s2, "AUTH", "sekret") is NO_OUTPUT and run(s2, "PING") == "PONG"
+
+
+def test_client_command_config_and_server_commands(session: RedisSession, store: Store) -> None:
+    assert run(session, "CLIENT", "SETNAME", "me") is NO_OUTPUT and run(session, "CLIENT", "GETNAME") == "me"
+    assert error(session, "CLIENT", "SETNAME", "a b").startswith("ERR Client names cannot contain spaces")
+    assert run(session, "CLIENT", "ID") == session.client_id
+    assert run(session, "CLIENT", "SETINFO", "LIB-NAME", "x") is NO_OUTPUT
+    assert "name=me" in run(session, "CLIENT", "LIST") and "lib-name=x" in run(session, "CLIENT", "LIST")
+    assert run(session, "COMMAND", "COUNT") == len(session.table)
+    docs = run(session, "COMMAND", "DOCS", "get")
+    assert docs["get"]["group"] == "string"
+    info = run(session, "COMMAND", "INFO", "get", "nosuch")
+    assert info[0][:6] == ["get", 2, ["readonly", "fast"], 1, 1, 1] and info[1] is None
+    assert run(session, "CONFIG", "GET", "maxclients") == {"maxclients": "10000"}
+    assert run(session, "CONFIG", "SET", "maxclients", "5") is NO_OUTPUT
+    assert session.server.maxclients == 5
+    assert error(session, "CONFIG", "SET", "databases", "4").endswith("can't set immutable config")
+    assert run(session, "CONFIG", "GET", "appendfsync") == {"appendfsync": store.config.fsync}
+    seconds, micros = run(session, "TIME")
+    assert abs(int(seconds) - time.time()) < 100 and 0 <= int(micros) < 10**6
+    run(session, "SET", "a", "1")
+    assert run(session, "SAVE") is NO_OUTPUT and run(session, "LASTSAVE") > 0
+    assert "# Keyspace" in run(session, "INFO") and "# Server" in run(session, "INFO", "server")
+
+
+def test_hello_switches_to_resp3_rendering(session: RedisSession) -> None:
+    reply = run(session, "HELLO", "3")
+    assert session.resp3 and reply["proto"] == 3
+    assert render(reply, True).startswith(b"%7\r\n")
+    assert render(None, True) == b"_\r\n" and render(None, False) == b"$-1\r\n"
+    assert render(NIL_ARRAY, False) == b"*-1\r\n"
+    assert render(True, True) == b"#t\r\n" and render(True, False) == b":1\r\n"
+    assert error(session, "HELLO", "4") == "NOPROTO unsupported protocol version"
+
+
+def test_binary_values_round_trip_in_process(session: RedisSession) -> None:
+    raw = bytes(range(256))
+    text = raw.decode("utf-8", "surrogateescape")
+    run(session, "SET", text, text)
+    assert render(run(session, "GET", text), False) == b"$256\r\n" + raw + b"\r\n"
+    assert run(session, "STRLEN", text) == 256
+
+
+# --------------------------------------------------------------------- the server in a subprocess
+
+
+@pytest.fixture(scope="module")
+def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    with ServerProcess(tmp_path_factory.mktemp("resp-data")) as server:
+        yield server
+
+
+@pytest.fixture
+def r(live: ServerProcess) -> Iterator[Any]:
+    client = live.client()
+    client.flushall()
+    yield client
+    client.close()
+
+
+def raw(port: int, data: bytes, *, expect_close: bool = False) -> bytes:
+    """Send bytes on a fresh connection; what comes back (all of it, if the server closes)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as s:
+        s.sendall(data)
+        if not expect_close:
+            return s.recv(65536)
+        out = b""
+        while True:
+            chunk = s.recv(65536)
+            if not chunk:
+                return out
+            out += chunk
+
+
+def test_strings_and_ttls_over_the_network(r: Any) -> None:
+    assert r.set("a", "1") is True and r.get("a") == b"1"
+    assert r.incr("n") == 1 and r.incrby("n", 9) == 10
+    assert r.set("t", "v", ex=100) and r.ttl("t") == 100
+    assert r.pexpire("t", 5000) and 4000 < r.pttl("t") <= 5000
+    assert r.persist("t") and r.ttl("t") == -1
+    assert r.mset({"x": "1", "y": "2"}) and r.mget("x", "y", "z") == [b"1", b"2", None]
+    assert r.exists("x", "y", "z") == 2 and r.delete("x", "y") == 2
+    assert r.set("nx", "1", nx=True) and r.set("nx", "2", nx=True) is None
+    assert r.getset("nx", "3") == b"1" and r.append("nx", "4") == 2
+    assert r.incrbyfloat("f", 1.5) == 1.5
+    with pytest.raises(redis.ResponseError, match="value is not an integer or out of range"):
+        r.incr("f")
+
+
+def test_a_pipeline_of_1000_commands(r: Any) -> None:
+    pipe = r.pipeline(transaction=False)
+    for i in range(1000):
+        pipe.set(f"key:{i}", i)
+    assert pipe.execute() == [True] * 1000
+    pipe = r.pipeline(transaction=False)
+    for i in range(1000):
+        pipe.get(f"key:{i}")
+    assert pipe.execute() == [str(i).encode() for i in range(1000)]
+    assert r.dbsize() == 1000
+
+
+def test_multi_exec_over_the_network(r: Any) -> None:
+    with r.pipeline() as pipe:
+        pipe.set("a", "1").incr("a").get("a")
+        assert pipe.execute() == [True, 2, b"2"]
+    r.set("s", "text")
+    with r.pipeline() as pipe:
+        pipe.set("b", "1").incr("s").incr("b")
+        with pytest.raises(redis.ResponseError):
+            pipe.execute()
+    assert r.get("b") == b"2"  # as Redis: the other commands applied
+
+
+def test_watch_conflict_between_two_connections(live: ServerProcess, r: Any) -> None:
+    other = live.client()
+    r.set("w", "0")
+    with r.pipeline() as pipe:
+        pipe.watch("w")
+        other.set("w", "theirs")
+        pipe.multi()
+        pipe.set("w", "mine")
+        with pytest.raises(redis.WatchError):
+            pipe.execute()
+    assert r.get("w") == b"theirs"
+
+    def add_one(pipe: Any) -> None:
+        value = int(pipe.get("counter") or 0)
+        pipe.multi()
+        pipe.set("counter", value + 1)
+
+    for _ in range(5):
+        r.transaction(add_one, "counter")
+    assert r.get("counter") == b"5"
+    other.close()
+
+
+def test_binary_keys_and_values(r: Any) -> None:
+    data = bytes(range(256))
+    r.set(data, data)
+    assert r.get(data) == data
+    r.set(b"\xff\xfe", b"\x00\r\n\x00")
+    assert r.get(b"\xff\xfe") == b"\x00\r\n\x00" and r.strlen(b"\xff\xfe") == 4
+    assert r.exists(data) == 1
+
+
+def test_databases_over_the_network(live: ServerProcess, r: Any) -> None:
+    one, two = live.client(db=1), live.client(db=2)
+    one.set("k", "in 1")
+    two.set("k", "in 2")
+    two.set("j", "x")
+    assert one.keys() == [b"k"] and sorted(two.keys()) == [b"j", b"k"] and r.keys() == []
+    two.flushdb()
+    assert one.get("k") == b"in 1" and two.dbsize() == 0
+    assert "db=1" in one.execute_command("CLIENT", "INFO").decode()
+    with pytest.raises(redis.ResponseError, match="DB index is out of range"):
+        r.execute_command("SELECT", 16)
+    one.close()
+    two.close()
+
+
+def test_inline_commands_and_resp3(live: ServerProcess) -> None:
+    assert raw(live.port, b"PING\r\n") == b"+PONG\r\n"
+    with socket.create_connection(("127.0.0.1", live.port), timeout=30) as s:
+        s.sendall(b"set inl \"a b\"\r\nget inl\r\n")
+        out = b""
+        while not out.endswith(b"a b\r\n"):
+            out += s.recv(100)
+    assert out == b"+OK\r\n$3\r\na b\r\n"
+    reply = raw(live.port, b"*2\r\n$5\r\nHELLO\r\n$1\r\n3\r\n")
+    assert reply.startswith(b"%7\r\n")
+
+
+def test_pipelined_replies_come_in_order_in_one_read(live: ServerProcess) -> None:
+    data = b"".join(b"*3\r\n$3\r\nSET\r\n$1\r\n%d\r\n$1\r\n%d\r\n" % (i, i) for i in range(10))
+    data += b"*2\r\n$3\r\nGET\r\n$1\r\n7\r\n"
+    with socket.create_connection(("127.0.0.1", live.port), timeout=30) as s:
+        s.sendall(data)
+        out = b""
+        while not out.endswith(b"$1\r\n7\r\n"):
+            out += s.recv(65536)
+    assert out == b"+OK\r\n" * 10 + b"$1\r\n7\r\n"
+
+
+def test_a_protocol_error_is_answered_and_closes_the_connection(live: ServerProcess, r: Any) -> None:
+    out = raw(live.port, b"*1\r\n$4\r\nPING\r\n*1\r\n$x\r\n", expect_close=True)
+    assert out == b"+PONG\r\n-ERR Protocol error: invalid bulk length\r\n"
+    out = raw(live.port, b"*1\r\n:1\r\n", expect_close=True)
+    assert out == b"-ERR Protocol error: expected '$', got ':'\r\n"
+    assert r.ping()  # the server is still up
+
+
+def test_a_client_that_disconnects_mid_command_or_mid_transaction_leaves_no_trace(live: ServerProcess,
+                                                                                   r: Any) -> None:
+    with socket.create_connection(("127.0.0.1", live.port), timeout=30) as s:
+        s.sendall(b"*3\r\n$3\r\nSET\r\n$4\r\nhalf\r\n$10\r\n12345")
+    with socket.create_connection(("127.0.0.1", live.port), timeout=30) as s:
+        s.sendall(b"MULTI\r\nSET queued 1\r\n")
+        assert s.recv(100).startswith(b"+OK")
+    r.ping()
+    assert r.get("half") is None and r.get("queued") is None
+
+
+def test_unknown_command_and_arity_over_the_network(r: Any) -> None:
+    with pytest.raises(redis.ResponseError, match="unknown command 'NOPE', with args beginning with: 'x'"):
+        r.execute_command("NOPE", "x")
+    with pytest.raises(redis.ResponseError, match="wrong number of arguments for 'get' command"):
+        r.execute_command("GET")
+
+
+def test_the_seed_dialect_and_redis_produce_the_same_events(live: ServerProcess, r: Any) -> None:
+    r.set("via-resp", "1")
+    r.execute_command("put", "via-seed", "1", "0")
+    log = Path(live.data_dir, "AOF.txt").read_text()
+    lines = [line for line in log.splitlines() if '"via-' in line]
+    assert len(lines) == 2 and all('"op":"put"' in line for line in lines)
+
+
+def test_the_cli_client_one_shot(live: ServerProcess, r: Any) -> None:
+    done = eventkv("cli", "-p", str(live.port), "set", "c", "hello world")
+    assert done.returncode == 0 and done.stdout == b"OK\n"
+    done = eventkv("cli", "-p", str(live.port), "incr", "c")
+    assert done.returncode == 1 and done.stdout == b"ERR value is not an integer or out of range\n"
+    done = eventkv("cli", "-p", str(live.port), "--no-raw", "mget", "c", "none")
+    assert done.stdout == b'1) "hello world"\n2) (nil)\n'
+
+
+def test_the_cli_client_runs_the_repl_over_the_network(live: ServerProcess, r: Any) -> None:
+    r.set("c", "hello world")
+    done = eventkv("cli", "-p", str(live.port), input=b"put q 1\nget q\nitems\nexists q\nbatch put x 'a b'; get x\n")
+    assert done.stdout.decode().splitlines() == ["'1'", "[('c', 'hello world'), ('q', '1')]", "1", "[None, 'a b']"]
+
+
+def test_persistence_through_the_server(tmp_path: Path) -> None:
+    server = ServerProcess(tmp_path / "data").start()
+    try:
+        client = server.client()
+        client.set("kept", "yes")
+        client.set(b"\x00bin", b"\xff")
+        client.set("ttl", "v", ex=1000)
+        client.execute_command("put", "seed", "s", "0")
+        one, two = server.client(db=1), server.client(db=2)
+        one.set("a", "1")
+        two.set("b", "2")
+        one.flushdb()
+        for c in (client, one, two):
+            c.close()
+    finally:
+        assert server.stop() == 0
+    server = ServerProcess(tmp_path / "data").start()
+    try:
+        client = server.client()
+        assert client.get("kept") == b"yes" and client.get(b"\x00bin") == b"\xff"
+        assert 990 < client.ttl("ttl") <= 1000 and client.get("seed") == b"s"
+        assert server.client(db=1).dbsize() == 0 and server.client(db=2).get("b") == b"2"
+    finally:
+        server.stop()
+
+
+def test_auth_over_the_network(tmp_path: Path) -> None:
+    from redis.backoff import NoBackoff
+    from redis.retry import Retry
+
+    once = Retry(NoBackoff(), 0)  # redis-py retries authentication errors by default: not here
+    with ServerProcess(tmp_path / "data", "--requirepass", "sekret") as server:
+        with pytest.raises(redis.AuthenticationError):
+            server.client(retry=once).get("a")
+        with pytest.raises(redis.AuthenticationError):
+            server.client(password="wrong", retry=once).ping()
+        good = server.client(password="sekret")
+        assert good.set("a", "1") and good.get("a") == b"1"
+        assert server.client(password="sekret", protocol=3).get("a") == b"1"
+        assert raw(server.port, b"PING\r\n") == b"-NOAUTH Authentication required.\r\n"
+        assert raw(server.port, b"AUTH nope\r\n") == b"-WRONGPASS invalid username-password pair or user is " \
+                                                     b"disabled.\r\n"
+
+
+def test_limits(tmp_path: Path) -> None:
+    config = tmp_path / "eventkv.conf"  # server settings and store settings in one file, as redis.conf
+    config.write_text("# limits\nproto-max-bulk-len 100\nmaxclients 3\nmax-args 4\nhz 20\n")
+    with ServerProcess(tmp_path / "data", "--config", str(config), "--client-query-buffer-limit", "10000") as server:
+        with socket.create_connection(("127.0.0.1", server.port), timeout=30) as s:
+            s.sendall(b"CONFIG GET *\r\n")
+            settings = b""
+            while b"client-query-buffer-limit" not in settings or not settings.endswith(b"\r\n"):
+                settings += s.recv(65536)
+        for name, value in ((b"maxclients", b"3"), (b"hz", b"20"), (b"client-query-buffer-limit", b"10000")):
+            assert b"\r\n%b\r\n$%d\r\n%b\r\n" % (name, len(value), value) in settings
+        out = raw(server.port, b"*3\r\n$3\r\nSET\r\n$1\r\na\r\n$101\r\n", expect_close=True)
+        assert out == b"-ERR Protocol error: invalid bulk length\r\n"
+        out = raw(server.port, b"*5\r\n", expect_close=True)
+        assert out == b"-ERR Protocol error: invalid multibulk length\r\n"
+        out = raw(server.port, b"*2\r\n$3\r\nGET\r\n$100\r\n" + b"x" * 100 + b"\r\n" + b"*1\r\n$90\r\n" + b"y" * 90
+                  + b"\r\n" + b"$" * 10000, expect_close=True)
+        assert out.endswith(b"-ERR Protocol error: too big query buffer\r\n")
+        for _ in range(100):  # the connections above are gone once the server has seen them close
+            if b"connected_clients:1\r\n" in raw(server.port, b"INFO clients\r\n"):
+                break
+            time.sleep(0.05)
+        clients = [socket.create_connection(("127.0.0.1", server.port), timeout=30) for _ in range(3)]
+        for c in clients:
+            c.sendall(b"PING\r\n")
+            assert c.recv(100) == b"+PONG\r\n"
+        assert raw(server.port, b"", expect_close=True) == b"-ERR max number of clients reached\r\n"
+        for c in clients:
+            c.close()
+        time.sleep(0.2)  # let the server see them go (not a timing assertion: the next line retries)
+        for _ in range(50):
+            if raw(server.port, b"PING\r\n") == b"+PONG\r\n":
+                break
+            time.sleep(0.1)
+        else:
+            pytest.fail("closed clients were not forgotten")
+
+
+def test_fsync_always_acknowledges_after_the_log_is_durable(tmp_path: Path) -> None:
+    with ServerProcess(tmp_path / "data", "--fsync", "always") as server:
+        client = server.client()
+        pipe = client.pipeline(transaction=False)
+        for i in range(200):
+            pipe.set(f"k{i}", i)
+        assert pipe.execute() == [True] * 200
+        assert client.get("k199") == b"199"
+        server.kill()  # a crash right after the acknowledgement: everything acknowledged survives
+    with ServerProcess(tmp_path / "data") as server:
+        assert server.client().dbsize() == 200
+
+
+def test_refuses_to_start_on_a_taken_port(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = eventkv("serve", "--port", str(port), "--no-http", "--data-dir", str(tmp_path / "d"))
+    err = done.stderr.decode()
+    assert done.returncode == 1 and "already in use" in err and "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_refuses_to_start_on_a_damaged_data_directory(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    with Store.open(data, background=False) as store:
+        for i in range(5):
+            store.put(f"k{i}", "v", ttl=None)
+    log = data / "AOF.txt"
+    lines = log.read_bytes().splitlines(keepends=True)
+    lines[2] = lines[2].replace(b'"k1"', b'"kX"')  # a bad checksum before the tail
+    log.write_bytes(b"".join(lines))
+    done = eventkv("serve", "--port", str(free_port()), "--no-http", "--data-dir", str(data))
+    err = done.stderr.decode()
+    assert done.returncode == 1 and "Traceback" not in err and "repair" in err
+    assert os.path.exists(log)
