@@ -44,6 +44,7 @@ from eventkv.logging import get_logger
 LOG_NAME = "AOF.txt"
 LOCK_NAME = ".lock"
 _SEGMENT = re.compile(r"^AOF\.(\d{12})-(\d{12})\.txt$")
+_LOCK_WAIT = 2.0  # seconds to wait for the directory lock of a process that is going away
 _BATCH_BYTES = 1 << 20  # read and decode the log about a megabyte at a time
 _RESTORE_HINT = "Restore the data directory from a backup (eventkv restore), or see eventkv replay verify."
 
@@ -267,14 +268,22 @@ class FileEventLog(EventLog):
         if self._lock_fd >= 0:
             return
         fd = os.open(os.path.join(self.directory, LOCK_NAME), os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            os.close(fd)
-            raise DirectoryInUseError(
-                f"{self.directory} is in use by another eventkv process (or store); stop it first, or use "
-                f"another --data-dir"
-            ) from None
+        # A process that was just killed may hold the lock a moment longer (a child it was
+        # forking still has the descriptor until it execs): wait briefly before refusing.
+        deadline = time.monotonic() + _LOCK_WAIT
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except OSError:
+                if time.monotonic() < deadline:
+                    time.sleep(0.05)
+                    continue
+                os.close(fd)
+                raise DirectoryInUseError(
+                    f"{self.directory} is in use by another eventkv process (or store); stop it first, or use "
+                    f"another --data-dir"
+                ) from None
         self._lock_fd = fd
 
     def _gap(self, expected: int, found: int, path: str) -> LogCorruptError:

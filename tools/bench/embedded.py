@@ -12,6 +12,7 @@ import gc
 import os
 import shutil
 import statistics
+import sys
 import tempfile
 import threading
 import time
@@ -121,7 +122,7 @@ def bench_compaction_latency(n: int, ops: int) -> dict[str, float]:
         keys = _keys(1000, "h")
 
         def sample(stop: Callable[[], bool]) -> list[float]:
-            lat = []
+            lat: list[float] = []
             i = 0
             while not stop() or len(lat) < ops:
                 k = keys[i % 1000]
@@ -194,5 +195,5 @@ def run(args: argparse.Namespace) -> int:
     print(f"{'measure':<{width}}  {'value':>14}  target")
     for name, value in results.items():
         print(f"{name:<{width}}  {value:>14,.1f}  {TARGETS.get(name, '')}")
-    print(f"(python {os.sys.version.split()[0]}, {os.cpu_count()} cpus)")
+    print(f"(python {sys.version.split()[0]}, {os.cpu_count()} cpus)")
     return 0

@@ -144,7 +144,7 @@ def _port(process: subprocess.Popen[str]) -> int:
         m = re.search(r"Starting HTTP server on port (\d+)", line)
         if m:
             return int(m.group(1))
-    raise RuntimeError(f"{process.args} exited ({process.wait()}) before it served")
+    raise RuntimeError(f"{process.args!r} exited ({process.wait()}) before it served")
 
 
 def _stop(process: subprocess.Popen[str]) -> None:

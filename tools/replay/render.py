@@ -1,0 +1,92 @@
+"""How the replay tool shows things: aligned tables for people, JSON lines for programs.
+
+Text output must be unambiguous whatever a key or value holds (spaces, newlines,
+quotes, undecodable bytes): strings are shown as Python writes them (``repr``),
+so ``'a b'``, ``'line\\nbreak'`` and ``'\\udcff'`` (an undecodable byte) cannot be
+mistaken for anything else; ``-`` means "none".  JSON output is written with the
+codec's own encoder (``eventkv.events.dump_json``), so it reads back exactly as
+the log does -- undecodable bytes included.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, TextIO
+
+from eventkv.events import dump_json
+from tools.replay.points import ms_to_iso
+
+#: cells wider than this do not widen their column (the row just runs on)
+MAX_WIDTH = 48
+
+
+def text(value: str | None) -> str:
+    """A key or value as shown in a table: quoted as Python quotes it; ``-`` for none."""
+    return "-" if value is None else repr(value)
+
+
+def when(ms: int | None) -> str:
+    """A time in ms since the epoch, as ISO-8601 UTC; ``-`` for none."""
+    return "-" if ms is None else ms_to_iso(ms)
+
+
+def duration(ms: int) -> str:
+    """A length of time for people: ``850ms``, ``6.500s``, ``5m03s``, ``2h00m07s``, ``3d04h00m``."""
+    if ms < 1000:
+        return f"{ms}ms"
+    if ms < 60_000:
+        return f"{ms / 1000:.3f}s"
+    s = ms // 1000
+    d, s = divmod(s, 86400)
+    h, s = divmod(s, 3600)
+    m, s = divmod(s, 60)
+    if d:
+        return f"{d}d{h:02d}h{m:02d}m"
+    if h:
+        return f"{h}h{m:02d}m{s:02d}s"
+    return f"{m}m{s:02d}s"
+
+
+def json_line(obj: dict[str, Any]) -> str:
+    """One JSON object on one line, encoded as the log encodes (lone surrogates as ``\\udcXX``)."""
+    return dump_json(obj).decode("utf-8")
+
+
+def table(headers: Sequence[str], rows: Sequence[Sequence[str]], out: TextIO) -> None:
+    """Print ``rows`` under ``headers``, each column as wide as its widest cell (up to MAX_WIDTH)."""
+    widths = [len(h) for h in headers]
+    for row in rows:
+        for i, cell in enumerate(row):
+            if len(cell) <= MAX_WIDTH and len(cell) > widths[i]:
+                widths[i] = len(cell)
+    out.write(_line(headers, widths))
+    for row in rows:
+        out.write(_line(row, widths))
+
+
+def _line(cells: Sequence[str], widths: Sequence[int]) -> str:
+    last = len(cells) - 1
+    return "  ".join(c if i == last else c.ljust(widths[i]) for i, c in enumerate(cells)).rstrip() + "\n"
+
+
+class StreamTable:
+    """A table printed a row at a time (rows arrive while a log is read).
+
+    Columns start at a width that suits typical cells and grow when a wider one
+    comes (up to MAX_WIDTH), so rows stay aligned without waiting for the end.
+    """
+
+    def __init__(self, headers: Sequence[str], widths: Sequence[int], out: TextIO) -> None:
+        self.headers = list(headers)
+        self.widths = [max(len(h), w) for h, w in zip(headers, widths, strict=True)]
+        self.out = out
+        self.started = False
+
+    def row(self, cells: Sequence[str]) -> None:
+        for i, cell in enumerate(cells):
+            if len(cell) <= MAX_WIDTH and len(cell) > self.widths[i]:
+                self.widths[i] = len(cell)
+        if not self.started:
+            self.out.write(_line(self.headers, self.widths))
+            self.started = True
+        self.out.write(_line(cells, self.widths))
