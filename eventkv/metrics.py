@@ -97,16 +97,17 @@ class Metrics:
 
     def record(self, frontend: str, command: str, ok: bool, seconds: float,
                args: Sequence[str] = (), client: str = "") -> None:
-        """One executed command."""
+        """One executed command; with ``args`` (the command's words, name first) it may enter the slow log."""
         self.commands[(frontend, command, "ok" if ok else "error")] += 1
         self.total_commands += 1
         histogram = self.latency.get(frontend)
         if histogram is None:
             histogram = self.latency[frontend] = Histogram()
         histogram.observe(seconds)
-        micros = int(seconds * 1_000_000)
-        if micros >= self.slowlog.threshold_us >= 0:
-            self.slowlog.record(micros, [command, *args], client)
+        if args:
+            micros = int(seconds * 1_000_000)
+            if micros >= self.slowlog.threshold_us >= 0:
+                self.slowlog.record(micros, args, client)
 
     def hit(self, found: bool) -> None:
         if found:

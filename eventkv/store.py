@@ -1135,6 +1135,11 @@ class Transaction:
         elif self._finalizer is not None and self._finalizer.detach() is not None:
             _forget_transaction(self._store)
 
+    def check(self) -> None:
+        """Raise ConflictError if committing now would be refused (Redis's WATCH asks this at EXEC)."""
+        with self._store._lock:
+            self._check_conflicts(self._store._clock())
+
     def _check_conflicts(self, now: int) -> None:
         s = self._store
         journal, db_journal = s._journal, s._db_journal

@@ -44,7 +44,7 @@ def test_the_exposition_parses_and_holds_every_family(tmp_path) -> None:
         store.put("a", "1", ttl=10)
         m = Metrics()
         m.record("resp", "get", True, 0.0002)
-        m.record("resp", "set", False, 0.002)
+        m.record("resp", "set", False, 0.02, ["set", "k", "v"])
         m.record("http", 'GET /v1/keys/{key}', True, 0.001)
         m.hit(True)
         m.hit(False)
@@ -80,3 +80,74 @@ def test_metrics_over_http_count_requests(tmp_path) -> None:
         assert stats["events"] == 1 and stats["keys"] == 1
     finally:
         server.stop()
+
+
+# --------------------------------------------------------------------------- INFO, CONFIG and SLOWLOG over RESP
+
+
+@pytest.fixture
+def resp_server(tmp_path):
+    from resp_helpers import ServerProcess
+
+    pytest.importorskip("redis")
+    server = ServerProcess(tmp_path / "d").start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def test_info_has_redis_fields_that_move_as_they_should(resp_server) -> None:
+    r = resp_server.client()
+    before = r.info()
+    r.set("a", "1")
+    r.get("a")
+    r.get("missing")
+    info = r.info("everything")
+    for field in ("redis_version", "eventkv_version", "process_id", "tcp_port", "uptime_in_seconds", "hz",
+                  "connected_clients", "blocked_clients", "used_memory", "used_memory_human", "maxmemory",
+                  "aof_enabled", "aof_last_write_status", "rdb_last_save_time", "rdb_changes_since_last_save",
+                  "loading", "total_connections_received", "total_commands_processed", "instantaneous_ops_per_sec",
+                  "keyspace_hits", "keyspace_misses", "expired_keys", "expired_stale_perc", "evicted_keys",
+                  "events_total", "last_seq", "log_segments", "archive_bytes", "last_compaction_ms",
+                  "expired_keys_held", "expiry_lag_p50_ms", "expiry_lag_p99_ms"):
+        assert field in info, field
+    assert info["keyspace_hits"] == before.get("keyspace_hits", 0) + 1
+    assert info["keyspace_misses"] == before.get("keyspace_misses", 0) + 1
+    assert isinstance(info["used_memory"], int) and info["used_memory"] > 0 and info["maxmemory"] == 0
+    assert info["db0"] == {"keys": 1, "expires": 0, "avg_ttl": 0}
+    assert info["events_total"] == info["last_seq"] == 1 and info["rdb_changes_since_last_save"] == 1
+
+
+def test_keys_expire_without_being_read_and_the_lag_is_reported(resp_server) -> None:
+    import time
+
+    r = resp_server.client()
+    with r.pipeline(transaction=False) as p:
+        for i in range(1000):
+            p.set(f"t{i}", "v", px=1000)
+        p.execute()
+    deadline = time.monotonic() + 10  # generous: a correctness check, not a timing one
+    while r.info("stats")["expired_keys"] < 1000 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert r.info("stats")["expired_keys"] == 1000
+    eventkv = r.info("eventkv")
+    assert eventkv["expired_keys_held"] == 0
+    assert eventkv["expiry_lag_p99_ms"] < 1000
+
+
+def test_config_get_and_the_slow_log(resp_server) -> None:
+    r = resp_server.client()
+    assert r.config_get("appendfsync") == {"appendfsync": "everysec"}
+    r.config_set("slowlog-log-slower-than", 0)  # log everything
+    assert r.config_get("slowlog-*")["slowlog-log-slower-than"] == "0"
+    r.slowlog_reset()
+    r.set("k", "x" * 300)
+    entries = r.slowlog_get(10)
+    assert r.slowlog_len() >= 1 and entries
+    logged = [e for e in entries if e["command"].startswith(b"set") or e["command"].startswith(b"SET")]
+    assert logged and b"more bytes" in logged[0]["command"]
+    r.config_set("slowlog-log-slower-than", -1)
+    r.slowlog_reset()
+    r.get("k")
+    assert r.slowlog_len() == 0

@@ -37,6 +37,7 @@ are refused while queuing.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import hmac
 import os
@@ -148,7 +149,8 @@ class ServerState:
     """
 
     #: settings ``CONFIG SET`` may change at run time (Redis names)
-    MUTABLE = ("requirepass", "maxclients", "proto-max-bulk-len", "client-query-buffer-limit", "max-args")
+    MUTABLE = ("requirepass", "maxclients", "proto-max-bulk-len", "client-query-buffer-limit", "max-args",
+               "slowlog-log-slower-than", "slowlog-max-len")
 
     def __init__(self, store: Store, *, host: str = "127.0.0.1", port: int = 6379,
                  requirepass: str | None = None, maxclients: int = 10_000,
@@ -383,7 +385,9 @@ def _expire_at(session: Session, option: str, text: str, command: str) -> int:
 
 
 def _get(session: Session, args: list[str]) -> Any:
-    return session.target.get(args[0])
+    value = session.target.get(args[0])
+    session.store.metrics.hit(value is not None)  # INFO's keyspace_hits / keyspace_misses
+    return value
 
 
 def _set(session: Session, args: list[str]) -> Any:
@@ -440,7 +444,11 @@ def _setex(session: Session, args: list[str], option: str, name: str) -> Any:
 
 def _mget(session: Session, args: list[str]) -> Any:
     get = session.target.get
-    return [get(k) for k in args]
+    values = [get(k) for k in args]
+    metrics = session.store.metrics
+    for v in values:
+        metrics.hit(v is not None)
+    return values
 
 
 def _pairs(args: list[str], name: str) -> list[tuple[str, str]]:
@@ -861,8 +869,7 @@ def _exec(session: Session, args: list[str]) -> Any:
         with s.staged():  # one locked transaction: one log record
             if watching is not None:
                 try:
-                    # TODO(lead): a public Transaction.check() instead of the private call.
-                    watching._check_conflicts(s.store.now())
+                    watching.check()  # inside the locked unit: nothing can change in between
                 except ConflictError:
                     return NIL_ARRAY
             for command, command_args in queued:
@@ -1023,6 +1030,10 @@ def _info_sections(s: RedisSession) -> dict[str, list[str]]:
     server = s.server
     store = s.store
     stats = store.stats()
+    metrics = store.metrics
+    rss = _rss_bytes()
+    held = sum(d["keys"] for d in stats["databases"])
+    stale_perc = 100.0 * stats["expired_held"] / held if held else 0.0
     uptime = int(time.time() - server.started)
     usage = resource.getrusage(resource.RUSAGE_SELF)
     rss_kb = usage.ru_maxrss if sys.platform != "darwin" else usage.ru_maxrss // 1024
@@ -1038,7 +1049,12 @@ def _info_sections(s: RedisSession) -> dict[str, list[str]]:
         ],
         "clients": [f"connected_clients:{len(server.clients)}", f"maxclients:{server.maxclients}",
                     "blocked_clients:0"],
-        "memory": [f"used_memory_peak:{rss_kb * 1024}", f"used_memory_peak_human:{rss_kb / 1024:.2f}M"],
+        # used_memory is the process's resident set size (from /proc), not an allocator count:
+        # what the operating system charges the server, keys and interpreter together.
+        "memory": [f"used_memory:{rss}", f"used_memory_human:{_human(rss)}", f"used_memory_rss:{rss}",
+                   f"used_memory_peak:{rss_kb * 1024}", f"used_memory_peak_human:{_human(rss_kb * 1024)}",
+                   "maxmemory:0", "maxmemory_human:0B", "maxmemory_policy:noeviction",
+                   "eventkv_used_memory_source:rss"],
         "persistence": [
             "loading:0", f"rdb_changes_since_last_save:{stats['changes_since_last_save']}",
             f"rdb_bgsave_in_progress:{int(_bgsave_running(server))}",
@@ -1051,14 +1067,69 @@ def _info_sections(s: RedisSession) -> dict[str, list[str]]:
         ],
         "stats": [f"total_connections_received:{server.connections_received}",
                   f"total_commands_processed:{server.commands_processed}",
+                  f"instantaneous_ops_per_sec:{metrics.ops_per_sec()}",
                   f"rejected_connections:{server.rejected_connections}",
                   f"expired_keys:{stats['expired_keys']}",
-                  f"eventkv_expiry_lag_p99_ms:{stats['expiry_lag_p99_ms']}"],
+                  f"expired_stale_perc:{stale_perc:.2f}",
+                  "evicted_keys:0",
+                  f"keyspace_hits:{metrics.keyspace_hits}",
+                  f"keyspace_misses:{metrics.keyspace_misses}"],
         "replication": ["role:master", "connected_slaves:0"],
         "cpu": [f"used_cpu_sys:{usage.ru_stime:.6f}", f"used_cpu_user:{usage.ru_utime:.6f}"],
         "keyspace": [f"db{d['db']}:keys={d['keys']},expires={d['expires']},avg_ttl={d['avg_ttl']}"
                      for d in stats["databases"]],
+        # what only an event-sourced store can say
+        "eventkv": [f"events_total:{stats['events_total']}", f"last_seq:{stats['last_seq']}",
+                    f"snapshot_seq:{stats['snapshot_seq']}", f"log_segments:{stats['log_segments']}",
+                    f"log_bytes:{stats['log_bytes']}", f"archive_bytes:{stats['archive_bytes']}",
+                    f"last_compaction_ms:{stats['last_compaction_ms']}",
+                    f"fsync_count:{stats['fsync_count']}", f"fsync_seconds:{stats['fsync_seconds']}",
+                    f"expired_keys_held:{stats['expired_held']}",
+                    f"expiry_lag_p50_ms:{stats['expiry_lag_p50_ms']}",
+                    f"expiry_lag_p99_ms:{stats['expiry_lag_p99_ms']}"],
     }
+
+
+def _rss_bytes() -> int:
+    """The resident set size of this process, in bytes (0 where /proc is missing)."""
+    try:
+        with open("/proc/self/statm", "rb") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
+def _human(n: float) -> str:
+    for unit in ("B", "K", "M", "G"):
+        if n < 1024 or unit == "G":
+            return f"{n:.2f}{unit}" if unit != "B" else f"{int(n)}B"
+        n /= 1024
+    return f"{n:.2f}G"
+
+
+def _slowlog(session: Session, args: list[str]) -> Any:
+    log = session.store.metrics.slowlog
+    sub = args[0].lower()
+    if sub == "get" and len(args) <= 2:
+        count = 10
+        if len(args) == 2:
+            try:
+                count = int(args[1])
+            except ValueError:
+                raise CommandError("ERR value is not an integer or out of range") from None
+            if count < -1:
+                raise CommandError("ERR count should be greater than or equal to -1")
+            if count == -1:
+                count = len(log)
+        return log.get(count)
+    if sub == "len" and len(args) == 1:
+        return len(log)
+    if sub == "reset" and len(args) == 1:
+        log.reset()
+        return NO_OUTPUT
+    if sub == "help" and len(args) == 1:
+        return ["SLOWLOG GET [<count>]", "SLOWLOG LEN", "SLOWLOG RESET"]
+    raise _unknown_subcommand("slowlog", args[0])
 
 
 def _info(session: Session, args: list[str]) -> Any:
@@ -1099,6 +1170,8 @@ def _settings(s: RedisSession) -> dict[str, str]:
         "segment-bytes": str(c.segment_bytes), "segment-seconds": str(c.segment_seconds),
         "snapshot-seconds": str(c.snapshot_seconds), "retention-seconds": str(c.retention_seconds),
         "retention-bytes": str(c.retention_bytes),
+        "slowlog-log-slower-than": str(s.store.metrics.slowlog.threshold_us),
+        "slowlog-max-len": str(s.store.metrics.slowlog.entries.maxlen),
     }
     return settings
 
@@ -1130,7 +1203,12 @@ def _config(session: Session, args: list[str]) -> Any:
             if name not in ServerState.MUTABLE:
                 raise CommandError(f"ERR CONFIG SET failed (possibly related to argument '{name}') - "
                                    f"can't set immutable config")
-            if name != "requirepass":
+            if name.startswith("slowlog-"):
+                low = -1 if name == "slowlog-log-slower-than" else 0
+                if not value.lstrip("-").isdigit() or int(value) < low:
+                    raise CommandError(f"ERR CONFIG SET failed (possibly related to argument '{name}') - "
+                                       f"argument must be an integer >= {low}")
+            elif name != "requirepass":
                 try:
                     if memory_size(value) < 1:
                         raise ValueError(value)
@@ -1138,9 +1216,14 @@ def _config(session: Session, args: list[str]) -> Any:
                     raise CommandError(f"ERR CONFIG SET failed (possibly related to argument '{name}') - "
                                        f"argument must be a memory or a positive number") from None
             changes.append((name, value))
+        slowlog = s.store.metrics.slowlog
         for name, value in changes:
             if name == "requirepass":
                 s.server.set_password(value)
+            elif name == "slowlog-log-slower-than":
+                slowlog.threshold_us = int(value)
+            elif name == "slowlog-max-len":
+                slowlog.entries = collections.deque(slowlog.entries, maxlen=int(value))
             else:
                 setattr(s.server, name.replace("-", "_"), memory_size(value))
         return NO_OUTPUT
@@ -1258,6 +1341,8 @@ REDIS = CommandTable("redis", [
        (0, None), "server"),
     _c("info [section ...]", "information and statistics about the server", _info, (0, None), "server"),
     _c("config <subcommand> [arg ...]", "GET and SET of the server's settings", _config, (1, None), "server"),
+    _c("slowlog <subcommand> [arg ...]", "the commands slower than slowlog-log-slower-than µs (GET, LEN, RESET)",
+       _slowlog, (1, None), "server"),
     _c("dbsize", "the number of keys in the selected database", _dbsize, (0, 0), "server"),
     _c("flushdb [ASYNC|SYNC]", "remove every key of the selected database", _flushdb, (0, 1), "server",
        write=True),
