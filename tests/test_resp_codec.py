@@ -428,6 +428,73 @@ def test_hiredis_never_sees_a_large_nested_aggregate_count(inner: bytes) -> None
         assert run(chunks, True) == ([[b"SET", b"*12345\r\n"]], None)
 
 
+@SKIP_NO_HIREDIS
+def test_hiredis_parser_returns_a_pipelined_batch_in_one_call(monkeypatch: pytest.MonkeyPatch) -> None:
+    commands = [[b"SET", b"key:%d" % i, b"value-%d" % i] for i in range(5000)]  # > one 64 KiB window
+    commands[1234] = [b"DEL", b"", b"\r\n", b"*123\r\n"]  # ("*1234" would send its frame to Python)
+    stream = b"".join(encode_command(*c) for c in commands)
+    pure = make_request_parser(use_hiredis=False)
+    pure.feed(stream)
+    expected = pure.commands()
+    assert expected == commands
+    parser = make_request_parser(use_hiredis=True)
+    assert isinstance(parser, HiredisRequestParser)
+
+    def per_frame(self: HiredisRequestParser) -> object:
+        raise AssertionError("the per-frame path was used")
+
+    monkeypatch.setattr(HiredisRequestParser, "_multibulk", per_frame)
+    parser.feed(stream)
+    assert parser.commands() == expected
+    assert parser.buffered == 0
+    # *0 frames inside a batch are consumed without yielding a command.
+    parser.feed(encode_command("A") + b"*0\r\n" + encode_command("B") + b"*0\r\n")
+    assert parser.commands() == [[b"A"], [b"B"]]
+    assert parser.buffered == 0
+
+
+BATCH = b"".join(encode_command(b"SET", b"k%d" % i, b"v") for i in range(40))
+BATCH_COMMANDS = [[b"SET", b"k%d" % i, b"v"] for i in range(40)]
+
+
+@SKIP_NO_HIREDIS
+@pytest.mark.parametrize(
+    ("tail", "limits"),
+    [
+        (b"*1\r\n$3\r\nfooXY", {}),  # payload not followed by CRLF (hiredis skips those bytes)
+        (b"*1\r\n$3\r\nfoo\r\n", {}),  # valid, then more batches
+        (b"*2\r\n:5\r\n+OK\r\n", {}),  # non-bulk elements
+        (b"*1\r\n*1\r\n$1\r\nx\r\n", {}),  # nested aggregate
+        (b"*-1\r\n*1\r\n$1\r\nx\r\n", {}),  # null frame (hiredis returns None)
+        (b"*-5\r\n*1\r\n$1\r\nx\r\n", {}),  # negative count (a hiredis error, skipped by Redis)
+        (b"*01\r\n$1\r\nx\r\n", {}),  # non-canonical count
+        (b"*1\r\n$01\r\nx\r\n", {}),  # non-canonical bulk length
+        (b"*1\r\n$1\r\nx\n", {}),
+        (b"*5000\r\n" + b"$1\r\nx\r\n" * 5000, {}),  # a large count: hiredis must not see it
+        (b"*5000\r\n" + b"$1\r\nx\r\n" * 4999, {}),
+        (b"*2\r\n%1000\r\n", {}),
+        (b"*4000000000\r\n", {}),
+        (b"*1\r\n$" + b"9" * 20 + b"\r\n", {}),
+        (b"PING\r\n*1\r\n$1\r\nx\r\n", {}),  # inline command
+        (b"\x00garbage", {}),
+        (encode_command(*"abcde"), {"max_args": 4}),
+        (encode_command(*"abcd") + encode_command("x" * 25), {"max_args": 4, "max_bulk_len": 24}),
+        (encode_command("x" * 70_000), {}),  # larger than the hiredis window
+    ],
+)
+def test_hiredis_batch_followed_by_anything(tail: bytes, limits: dict[str, int]) -> None:
+    # Garbage, limits and unusual frames after (or inside) a valid batch: same commands, same error,
+    # however the stream is split, and the valid batch still comes out of the first call.
+    for stream in (BATCH + tail, BATCH + tail + BATCH, tail + BATCH):
+        reference = run([stream], False, **limits)
+        for chunks in ([stream], split_at(stream, range(0, len(stream), 7)), split_at(stream, [len(BATCH) + 3])):
+            assert run(chunks, True, **limits) == reference
+            assert run(chunks, False, **limits) == reference
+    parser = make_request_parser(use_hiredis=True, **limits)
+    parser.feed(BATCH + tail)
+    assert parser.commands()[:40] == BATCH_COMMANDS
+
+
 # ==================================================================================================
 # Linearity: a partial frame is resumed, never re-scanned
 
@@ -540,6 +607,25 @@ def test_garbage_after_valid_commands(prefix: list[list[bytes]], junk: bytes, da
     assert all(r == results[0] for r in results)
     commands, _ = results[0]
     assert commands[: len(prefix)] == prefix
+
+
+@HEAVY
+@given(prefix=commands_st, junk=garbage, small=st.booleans(), data=st.data())
+def test_garbage_after_a_valid_batch_in_one_read(
+    prefix: list[list[bytes]], junk: bytes, small: bool, data: Any
+) -> None:
+    """The batch fast path: a valid pipeline and anything after it in one read, then split."""
+    limits = SMALL_LIMITS if small else {}
+    stream = b"".join(encode_command(*c) for c in prefix) + junk
+    reference = outcomes([stream], limits)
+    assert all(r == reference[0] for r in reference)
+    points = data.draw(st.lists(st.integers(0, len(stream)), max_size=6))
+    assert outcomes(split_at(stream, points), limits) == [reference[0]] * len(reference)
+    if not small:
+        for hiredis in IMPLEMENTATIONS:
+            parser = make_request_parser(use_hiredis=hiredis)
+            parser.feed(stream)
+            assert parser.commands()[: len(prefix)] == prefix
 
 
 @FAST

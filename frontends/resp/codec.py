@@ -586,6 +586,11 @@ class HiredisRequestParser(RequestParser):
     Python code, which then decides.  Results and errors are therefore identical to
     :class:`RequestParser`'s by construction.
 
+    :meth:`commands` first tries a batch (:meth:`_batch`): hiredis decodes all the complete frames
+    in the next 64 KiB window and they are accepted at once if the buffer holds exactly the
+    concatenation of their ``pack_command`` encodings (with the same limit checks); otherwise they
+    go through the per-frame path described above.
+
     hiredis only gets frames of at most 64 KiB, is fed in chunks, and is never fed past a nested
     aggregate header with a large count (see the comments above this class).  When the Python code
     takes a frame over, the hiredis reader is dropped (with any partial reply it holds) and a fresh
@@ -673,6 +678,110 @@ class HiredisRequestParser(RequestParser):
                 self._pos = self._hr_start = pos + len(packed)
                 return frame
         return self._python_takes_over(count, body)
+
+    def commands(self) -> list[list[bytes]]:
+        """All complete commands currently buffered, in order (see :meth:`RequestParser.commands`).
+
+        Fast path: at a frame boundary, :meth:`_batch` lets hiredis decode every complete frame in
+        the next window of the buffer and accepts them all with one comparison.  When it yields
+        nothing (inline command, incomplete or unusual frame...), one command goes through the
+        per-frame path, then the fast path is tried again -- unless a batch was rejected, after
+        which the rest of this call is per-frame, so no byte is parsed by hiredis more than a
+        bounded number of times."""
+        if self._error is not None:
+            raise self._error
+        out: list[list[bytes]] = []
+        batching = True
+        while True:
+            if batching and not self._mb_left:
+                pos = self._pos
+                batch = self._batch()
+                if batch:
+                    out += batch
+                    continue
+                if batch is not None and self._pos != pos:  # only *0 frames were consumed
+                    continue
+                if batch is None:  # rejected: the frames go through the per-frame path
+                    batching = False
+            try:
+                cmd = self.next_command()
+            except ProtocolError:
+                if out:
+                    return out
+                raise
+            if cmd is NEED_DATA:
+                return out
+            out.append(cmd)
+
+    def _batch(self) -> list[list[bytes]] | None:
+        """Decode with hiredis the complete frames in the window of at most ``_HIREDIS_MAX_FRAME``
+        fed bytes starting at _pos, and consume them if the buffer holds exactly their canonical
+        encodings (the only encodings the Python code accepts as multibulk frames, and it decodes
+        them to the same arguments).  [] when there is nothing to take (no '*' at _pos, no complete
+        frame in the window); None when hiredis returned frames that were rejected: nothing is then
+        consumed and the reader is dropped.
+
+        Unlike :meth:`_multibulk`, no ``*<n>`` line was validated by Python here: the risky-header
+        scan covers the top-level headers too, so hiredis never sees a count of 1000 or more at any
+        level, and a frame with more elements than ``max_args`` is rejected below."""
+        buf = self._buf
+        pos = self._pos
+        end = len(buf)
+        if pos >= end or buf[pos] != 42:  # not a multibulk frame: nothing to batch
+            return []
+        reader = self._reader
+        if reader is None or self._hr_start != pos:
+            reader = self._reader = _hiredis.Reader()
+            self._hr_origin = self._hr_start = self._hr_fed = pos
+        frames: list[list[bytes]] = []
+        gets = reader.gets
+        limit = pos + _HIREDIS_MAX_FRAME
+        try:
+            while True:
+                frame = gets()
+                if frame is not False:
+                    frames.append(frame)
+                    continue
+                fed = self._hr_fed
+                if fed >= end or fed >= limit:
+                    break
+                chunk = fed - self._hr_origin
+                chunk = _HIREDIS_MIN_CHUNK if chunk < _HIREDIS_MIN_CHUNK else min(chunk, _HIREDIS_MAX_CHUNK)
+                stop = min(fed + chunk, end)
+                # Back up so that a risky header straddling two chunks is seen; include our own '*'.
+                start = fed - (len(_RISKY) - 1)
+                if start < pos:
+                    start = pos
+                j = buf[start:stop].translate(_RISKY_TABLE).find(_RISKY)
+                if j >= 0:
+                    stop = start + j
+                    if stop <= fed:
+                        break
+                reader.feed(buf, fed, stop - fed)
+                self._hr_fed = stop
+        except Exception:  # hiredis.ProtocolError, or anything else hiredis may raise
+            self._reader = reader = None
+        if not frames:
+            if reader is None:
+                return None
+            return frames
+        try:
+            packed = b"".join(map(self._pack, map(tuple, frames)))
+        except Exception:  # elements hiredis can return but pack_command rejects (None, lists...)
+            packed = b""
+        if (
+            packed
+            and buf.startswith(packed, pos)
+            # hiredis is never fed a count of 1000 or more, so max_args >= 999 needs no check.
+            and (self._max_args >= 999 or max(map(len, frames)) <= self._max_args)
+            and (len(packed) <= self._max_bulk_len or all(len(a) <= self._max_bulk_len for f in frames for a in f))
+        ):
+            self._pos = pos + len(packed)
+            if reader is not None:
+                self._hr_start = self._pos
+            return frames if all(frames) else [f for f in frames if f]  # *0 frames are skipped
+        self._reader = None
+        return None
 
 
 def make_request_parser(
