@@ -19,6 +19,11 @@ JSON = "application/json"
 ETAGS_PATTERN = r'^(\*|(W/)?("[0-9]+"|[0-9]+)( *, *(W/)?("[0-9]+"|[0-9]+))*)$'
 #: a cursor a page returned: ``k`` and a key in unpadded base64url (empty: the first page)
 CURSOR_PATTERN = r"^(k([A-Za-z0-9_-]{4})*([A-Za-z0-9_-]{2,3})?)?$"
+#: a point in the history: a sequence number, now, latest, a relative time (-10m) or an ISO-8601 date or time
+#: (days up to 28 only, so that every string the pattern admits is a real date)
+POINT_PATTERN = (r"^([0-9]{1,18}|now|latest|-[0-9]{1,9}(\.[0-9]{1,3})?(ms|s|m|h|d|w)"
+                 r"|[1-9][0-9]{3}-(0[1-9]|1[0-2])-(0[1-9]|1[0-9]|2[0-8])"
+                 r"(T([01][0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9](\.[0-9]{1,3})?)?(Z|[+-]([01][0-9]|2[0-3]):[0-5][0-9])?)?)$")
 
 
 def _ref(name: str) -> dict[str, Any]:
@@ -118,9 +123,15 @@ def document(*, databases: int = 16, auth: bool = False, max_body: int = 1 << 20
         "/v1/keys/{key}": {
             "parameters": [key_param, db_param, tx_param],
             "get": {
-                "summary": "read a key, with its version",
+                "summary": "read a key, with its version (or as it was at a past point: as_of)",
                 "tags": ["v1"],
-                "parameters": [{**if_none_match, "description": "304 if the key is at one of these versions"}],
+                "parameters": [{**if_none_match, "description": "304 if the key is at one of these versions"},
+                               {"name": "as_of", "in": "query", "required": False,
+                                "schema": {"type": "string", "pattern": POINT_PATTERN},
+                                "description": "the key as it was at this point: a sequence number (42), an ISO-8601 "
+                                               "time (2026-11-27T14:03:00Z), a relative time (-10m), now or latest; "
+                                               "ttl is then the seconds it had left, version the point's sequence "
+                                               "number; 404 also when the held history cannot reach the point"}],
                 "responses": {
                     "200": _answer("the key", "Key", etag_header),
                     "304": {"description": "not modified: the key is at a version If-None-Match names",
@@ -144,6 +155,15 @@ def document(*, databases: int = 16, auth: bool = False, max_body: int = 1 << 20
                 "tags": ["v1"],
                 "parameters": [if_match, if_none_match],
                 "responses": {"200": _answer("deleted", "Deleted"), **_errors(400, 404, 409, 412, *common)},
+            },
+        },
+        "/v1/keys/{key}/history": {
+            "get": {
+                "summary": "every value the key had, oldest first, and how each ended",
+                "tags": ["v1"],
+                "parameters": [key_param, db_param],
+                "responses": {"200": _answer("the rows, oldest first (the current value last)", "History"),
+                              **_errors(400, 404, *common)},
             },
         },
         "/v1/keys": {
@@ -257,6 +277,23 @@ def document(*, databases: int = 16, auth: bool = False, max_body: int = 1 << 20
                                                            "inside a transaction that changed the key"},
             },
         },
+        "History": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["seq", "ts", "op", "value", "expire_at", "end", "end_seq", "end_ts", "moved_to"],
+                "properties": {
+                    "seq": {"type": "integer", "description": "the record that set this value"},
+                    "ts": {"type": "integer", "description": "when, ms since the epoch"},
+                    "op": {"type": "string", "description": "put, expire, persist, swapdb, or snapshot"},
+                    "value": {"type": "string"},
+                    "expire_at": {**nullable_int, "description": "absolute expiry, ms since the epoch"},
+                    "end": {"type": "string", "description": "overwritten, deleted, expired, ttl-changed, cleared, "
+                                                           "flushed, moved, gap or current"},
+                    "end_seq": nullable_int, "end_ts": nullable_int, "moved_to": nullable_int,
+                },
+            },
+        },
         "KeyWrite": {
             "type": "object", "required": ["value"], "additionalProperties": False,
             "properties": {
@@ -316,10 +353,38 @@ def document(*, databases: int = 16, auth: bool = False, max_body: int = 1 << 20
             "version": __version__,
             "description": "The original design's endpoints (every answer is the envelope {received, status, "
                            "message, data}) and the resource API under /v1, with versions (ETag), conditional "
-                           f"writes, batches and transactions across requests. Bodies up to {max_body} bytes.",
+                           "writes, batches and transactions across requests, time travel (as_of, history) and "
+                           "a change feed (GET /v1/events, Server-Sent Events, described under x-event-streams). "
+                           f"Bodies up to {max_body} bytes.",
         },
         "paths": paths,
         "components": {"schemas": schemas},
+    }
+    # The change feed never ends (it streams new events as they are committed), so it is described
+    # here, outside "paths": tools that call every documented operation and wait for the whole
+    # answer (the schemathesis test) would wait on it forever.
+    doc["x-event-streams"] = {
+        "/v1/events": {
+            "get": {
+                "summary": "the change feed (Server-Sent Events): the stored events from a sequence number, then "
+                           "new ones live as they are committed",
+                "description": "Each event: 'id: <seq>', 'event: change', 'data: <the event as JSON, as in the "
+                               "log>'. Reconnect with the Last-Event-ID header to resume after the last event "
+                               "received: no event is missed or repeated. A client too far behind (10,000 "
+                               "events) has its stream ended and resumes the same way.",
+                "tags": ["v1"],
+                "parameters": [
+                    {"name": "from", "in": "query", "required": False, "schema": {"type": "integer", "minimum": 0},
+                     "description": "the first sequence number to send (default: the next commit)"},
+                    {"name": "Last-Event-ID", "in": "header", "required": False,
+                     "schema": {"type": "integer", "minimum": 0},
+                     "description": "resume after this sequence number (wins over from)"},
+                ],
+                "responses": {"200": {"description": "the stream",
+                                      "content": {"text/event-stream": {"schema": {"type": "string"}}}},
+                              **_errors(400, 404, *common)},
+            },
+        },
     }
     if auth:
         doc["components"]["securitySchemes"] = {"bearer": {"type": "http", "scheme": "bearer"}}

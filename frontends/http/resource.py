@@ -485,6 +485,8 @@ class Resources:
 
 def routes(api: HttpApi) -> list[tuple[str, str, Callable[[web.Request], Any]]]:
     """(method, path, handler) of every ``/v1`` endpoint and of ``/openapi.json``."""
+    from frontends.http import timetravel  # here: it imports this module
+
     r = Resources(api)
     return [
         ("GET", "/v1/keys/{key}", r.get_key),
@@ -499,4 +501,5 @@ def routes(api: HttpApi) -> list[tuple[str, str, Callable[[web.Request], Any]]]:
         ("GET", "/v1/stats", r.stats),
         ("GET", "/metrics", r.metrics),
         ("GET", "/openapi.json", r.openapi),
+        *timetravel.routes(api, r.get_key),  # GET /v1/keys/{key}?as_of=, history, the change feed
     ]

@@ -63,8 +63,12 @@ from frontends.resp.codec import (
     encode_reply,
     make_request_parser,
 )
+from frontends.resp.timetravel import TIMETRAVEL
 
 log = get_logger("Server")
+
+#: what a connection understands: the ``RESP`` table, then the time-travel commands
+TABLE = RESP.merged(TIMETRAVEL, name="resp")
 
 _OK = b"+OK\r\n"
 _NIL2 = b"$-1\r\n"
@@ -178,7 +182,7 @@ class RespServer:
     """
 
     def __init__(self, store: Store, aliases: AliasBook, state: ServerState | None = None, *,
-                 table: CommandTable = RESP, command_log: CommandLog | None = None) -> None:
+                 table: CommandTable = TABLE, command_log: CommandLog | None = None) -> None:
         self.store = store
         self.aliases = aliases
         self.state = state if state is not None else ServerState(store)
