@@ -9,7 +9,7 @@ checked here, once, and a bad one is refused with a message that names it.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, fields, replace
 from typing import Any
 
@@ -142,8 +142,12 @@ def checked(settings: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-def parse_file(path: str) -> dict[str, str]:
-    """The ``name value`` pairs of a config file (values may be quoted)."""
+def parse_file(path: str, also: Collection[str] = ()) -> dict[str, str]:
+    """The ``name value`` pairs of a config file (values may be quoted).
+
+    Names must be settings of the store, or -- written with ``_`` or ``-`` -- one of
+    ``also`` (the settings of a server that shares the file).
+    """
     try:
         with open(path, encoding="utf-8") as f:
             lines = f.read().splitlines()
@@ -158,10 +162,11 @@ def parse_file(path: str) -> dict[str, str]:
         value = value.strip()
         if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
             value = value[1:-1]
-        try:
-            canonical_name(name)
-        except ConfigError as e:
-            raise ConfigError(f"{path}, line {number}: {e}") from None
+        if name.lower().replace("-", "_") not in also:
+            try:
+                canonical_name(name)
+            except ConfigError as e:
+                raise ConfigError(f"{path}, line {number}: {e}") from None
         out[name] = value
     return out
 

@@ -133,23 +133,26 @@ def read_segment(path: str, tail_ok: bool = False) -> Iterator[Event]:
 _RECORD_START = re.compile(rb"[0-9a-f]{8} \{")
 
 
-def _holds_a_record(data: bytes) -> bool:
-    """True if a valid record starts anywhere in ``data`` after its first byte.
+def valid_records(data: bytes, start: int = 0, limit: int = 1000) -> list[int]:
+    """Sequence numbers of the valid records anywhere in ``data[start:]`` (at most ``limit``).
 
-    Used to tell a torn tail (nothing valid after the damage) from damage inside the
-    log -- including a record whose newline was destroyed, which glues the next,
-    intact record onto the damaged line.
+    A record is looked for at every place one could start -- not only at line starts
+    -- so a record glued to a damaged line (its newline destroyed) is found too.  This
+    is how a torn tail (nothing valid after the damage) is told from damage inside
+    the log, here and in the replay tool.
     """
-    for m in _RECORD_START.finditer(data, 1):
+    found: list[int] = []
+    for m in _RECORD_START.finditer(data, start):
         end = data.find(b"\n", m.start())
         if end < 0:
-            continue
+            break
         try:
-            decode_line(data[m.start():end + 1])
+            found.append(decode_line(data[m.start():end + 1]).seq)
         except CodecError:
             continue
-        return True
-    return False
+        if len(found) >= limit:
+            break
+    return found
 
 
 class EventLog(ABC):
@@ -363,7 +366,7 @@ class FileEventLog(EventLog):
         with open(self.path, "rb") as g:
             g.seek(offset)
             rest = g.read()
-        if _holds_a_record(rest):
+        if valid_records(rest, 1, limit=1):
             raise LogCorruptError(
                 f"{self.path}, line {lineno} (record {seq}): {problem}; valid records follow it, so this is "
                 f"damage inside the log, not a torn tail. eventkv will not start on a damaged log and has "

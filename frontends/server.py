@@ -115,28 +115,12 @@ def _read_config_file(path: str) -> tuple[dict[str, str], dict[str, str]]:
     """(store settings, server settings) of a config file, in ``eventkv.config``'s syntax."""
     store: dict[str, str] = {}
     server: dict[str, str] = {}
-    try:
-        with open(path, encoding="utf-8") as f:
-            lines = f.read().splitlines()
-    except OSError as e:
-        raise ConfigError(f"cannot read config file {path}: {e.strerror}") from None
-    for number, raw in enumerate(lines, 1):
-        line = raw.strip()
-        if not line or line.startswith("#"):
-            continue
-        name, _, value = line.partition(" ")
-        value = value.strip()
-        if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
-            value = value[1:-1]
+    for name, value in config_module.parse_file(path, also=SERVER_SETTINGS).items():
         key = name.lower().replace("-", "_")
         if key in SERVER_SETTINGS:
             server[key] = value
-            continue
-        try:
-            config_module.canonical_name(name)
-        except ConfigError as e:
-            raise ConfigError(f"{path}, line {number}: {e}") from None
-        store[name] = value
+        else:
+            store[name] = value
     return store, server
 
 

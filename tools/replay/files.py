@@ -41,10 +41,9 @@ from eventkv import snapshot as snapshot_module
 from eventkv.compact import ARCHIVE
 from eventkv.errors import EventKVError, LogCorruptError
 from eventkv.events import CodecError, Event, decode_header, decode_line, decode_lines
-from eventkv.log import LOG_NAME, sealed_segments
+from eventkv.log import LOG_NAME, sealed_segments, valid_records
 
 _ARCHIVED_SNAPSHOT = re.compile(r"^snapshot\.(\d+)\.db$")
-_RECORD_START = re.compile(rb"[0-9a-f]{8} \{")
 _BATCH_BYTES = 1 << 20  # decode about a megabyte of lines at a time
 
 class SegmentDamage(LogCorruptError):
@@ -284,34 +283,14 @@ def _read_header(path: str, buf: bytes, header_end: int) -> int:
         return decode_header(buf[:header_end])
     except CodecError as e:
         raise SegmentDamage(path, 1, 0, 0, f"bad header ({e})", tail=False, bytes_after=len(buf),
-                            records_after=_valid_records(buf, header_end)) from None
+                            records_after=valid_records(buf, header_end)) from None
 
 
 # --------------------------------------------------------------------------- damage
 
 
-def _valid_records(buf: bytes, start: int, limit: int = 1000) -> list[int]:
-    """Sequence numbers of the valid records anywhere in ``buf[start:]`` (at most ``limit``).
-
-    A record is looked for at every place one could start -- not only at line starts
-    -- so a record glued to a damaged line (its newline destroyed) is found too.
-    """
-    found: list[int] = []
-    for m in _RECORD_START.finditer(buf, start):
-        end = buf.find(b"\n", m.start())
-        if end < 0:
-            break
-        try:
-            found.append(decode_line(buf[m.start():end + 1]).seq)
-        except CodecError:
-            continue
-        if len(found) >= limit:
-            break
-    return found
-
-
 def _damage(path: str, buf: bytes, offset: int, seq: int, problem: str) -> SegmentDamage:
-    after = _valid_records(buf, offset + 1)
+    after = valid_records(buf, offset + 1)
     lineno = count_lines(buf, 0, offset) + 1
     return SegmentDamage(path, lineno, offset, seq, problem, tail=not after, bytes_after=len(buf) - offset,
                          records_after=after)
