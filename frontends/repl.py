@@ -85,10 +85,10 @@ def run(args: argparse.Namespace) -> int:
                     scripted)
         log.info("Command interface initialized")
         if not interactive:
-            return repl.run_piped(_stdin_lines())
+            return repl.run_piped(stdin_lines())
         if not scripted and out.isatty():
-            return repl.run_interactive(_terminal_reader(repl))
-        return repl.run_interactive(_echo_reader(out, echo=scripted))
+            return repl.run_interactive(terminal_reader(repl.session))
+        return repl.run_interactive(echo_reader(out, echo=scripted))
     finally:
         try:
             if command_log is not None:
@@ -171,7 +171,7 @@ class Repl:
 # --------------------------------------------------------------------- reading lines
 
 
-def _stdin_lines() -> Iterator[str]:
+def stdin_lines() -> Iterator[str]:
     """Stdin's lines without their ends; bytes that are not UTF-8 kept as surrogates."""
     stream: Any = getattr(sys.stdin, "buffer", None)
     if stream is None:
@@ -182,9 +182,9 @@ def _stdin_lines() -> Iterator[str]:
         yield raw.decode("utf-8", "surrogateescape").rstrip("\r\n")
 
 
-def _echo_reader(out: TextIO, echo: bool) -> Callable[[str], str]:
+def echo_reader(out: TextIO, echo: bool) -> Callable[[str], str]:
     """Read stdin line by line after a prompt; with ``echo``, write the line back as a terminal shows it."""
-    lines = _stdin_lines()
+    lines = stdin_lines()
 
     def read(prompt: str) -> str:
         out.write(prompt)
@@ -215,11 +215,15 @@ def _history() -> Any:
     return InMemoryHistory()
 
 
-def _terminal_reader(repl: Repl) -> Callable[[str], str]:
-    """prompt_toolkit's line editor: history across runs, Tab-completion."""
+def terminal_reader(session: Any) -> Callable[[str], str]:
+    """prompt_toolkit's line editor: history across runs, Tab-completion from ``session``.
+
+    ``session`` is a ``Session`` or anything with the same reading methods (the
+    network client's ``RemoteSession``).
+    """
     from prompt_toolkit import PromptSession
 
-    prompt_session: Any = PromptSession(history=_history(), completer=_completer(repl.session),
+    prompt_session: Any = PromptSession(history=_history(), completer=_completer(session),
                                         complete_while_typing=False)
     return lambda prompt: str(prompt_session.prompt(prompt))
 
@@ -285,7 +289,7 @@ def _keys_starting(session: Session, prefix: str) -> list[str]:
     return keys_with_prefix(session.database, prefix)[:MAX_KEY_COMPLETIONS]
 
 
-def _completer(session: Session) -> Any:
+def _completer(session: Any) -> Any:
     from prompt_toolkit.completion import Completer, Completion
 
     class ReplCompleter(Completer):

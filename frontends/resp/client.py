@@ -23,14 +23,14 @@ import io
 import os
 import socket
 import sys
-from collections.abc import Callable, Iterator, Sequence
-from typing import Any, TextIO
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from eventkv.commands import NO_OUTPUT, AliasBook, CommandError, Lines
 from eventkv.commands.core import tokenize_spans
 from eventkv.commands.redis import RESP
 from eventkv.errors import EventKVError
-from frontends.repl import Repl, completions
+from frontends.repl import Repl, echo_reader, stdin_lines, terminal_reader
 from frontends.resp.codec import NEED_DATA, Error, ProtocolError, ReplyParser, SimpleString, Verbatim, encode_command
 
 #: seed commands whose replies are lists of pairs, shown as tuples as the local REPL shows them
@@ -264,47 +264,6 @@ class RemoteSession:
             self.connection.close()
 
 
-def _stdin_lines() -> Iterator[str]:
-    stream: Any = getattr(sys.stdin, "buffer", None)
-    if stream is None:
-        for line in sys.stdin:
-            yield line.rstrip("\r\n")
-        return
-    for raw in stream:
-        yield raw.decode("utf-8", "surrogateescape").rstrip("\r\n")
-
-
-def _terminal_reader(session: RemoteSession) -> Callable[[str], str]:
-    from prompt_toolkit import PromptSession
-    from prompt_toolkit.completion import Completer, Completion
-    from prompt_toolkit.history import InMemoryHistory
-
-    class RemoteCompleter(Completer):
-        def get_completions(self, document: Any, complete_event: Any) -> Iterator[Any]:
-            typed, candidates = completions(session, document.text_before_cursor)  # type: ignore[arg-type]
-            for candidate in candidates:
-                yield Completion(candidate, start_position=-len(typed))
-
-    prompt_session: Any = PromptSession(history=InMemoryHistory(), completer=RemoteCompleter(),
-                                        complete_while_typing=False)
-    return lambda prompt: str(prompt_session.prompt(prompt))
-
-
-def _line_reader(out: TextIO) -> Callable[[str], str]:
-    lines = _stdin_lines()
-
-    def read(prompt: str) -> str:
-        out.write(prompt)
-        out.flush()
-        line = next(lines, None)
-        if line is None:
-            out.write("\n")
-            raise EOFError
-        return line
-
-    return read
-
-
 # --------------------------------------------------------------------- the command
 
 
@@ -388,5 +347,5 @@ def _interactive(connection: Connection, db: int) -> int:
     terminal = sys.stdin.isatty()
     repl = Repl(session, out, interactive=terminal, scripted=not terminal)  # type: ignore[arg-type]
     if not terminal:
-        return repl.run_piped(_stdin_lines())
-    return repl.run_interactive(_terminal_reader(session) if out.isatty() else _line_reader(out))
+        return repl.run_piped(stdin_lines())
+    return repl.run_interactive(terminal_reader(session) if out.isatty() else echo_reader(out, echo=False))
