@@ -78,6 +78,7 @@ def test_metrics_over_http_count_requests(tmp_path) -> None:
         assert counts[("GET /v1/keys/{key}", "error")] == 1
         stats = json.loads(urllib.request.urlopen(f"{base}/v1/stats").read())
         assert stats["events"] == 1 and stats["keys"] == 1
+        assert stats["store"]["expiry_lag_p99_ms"] == 0 and stats["commands"]["total_commands_processed"] >= 3
     finally:
         server.stop()
 

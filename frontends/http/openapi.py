@@ -342,6 +342,8 @@ def document(*, databases: int = 16, auth: bool = False, max_body: int = 1 << 20
                 "transactions": {"type": "integer", "description": "open transactions (POST /v1/tx)"},
                 "versions_tracked": {"type": "integer", "description": "keys whose version this server remembers"},
                 "store": {"type": "object", "description": "every figure of the store (Store.stats())"},
+                "commands": {"type": "object", "description": "commands processed, ops per second, keyspace hits "
+                                                              "and misses, slow log length (INFO's stats)"},
             },
         },
     }

@@ -472,6 +472,13 @@ class Resources:
             "transactions": len(self.api.transactions),
             "versions_tracked": len(self.versions),
             "store": figures,
+            "commands": {  # what INFO's stats section says, as JSON
+                "total_commands_processed": self.store.metrics.total_commands,
+                "instantaneous_ops_per_sec": self.store.metrics.ops_per_sec(),
+                "keyspace_hits": self.store.metrics.keyspace_hits,
+                "keyspace_misses": self.store.metrics.keyspace_misses,
+                "slowlog_len": len(self.store.metrics.slowlog),
+            },
         })
 
     async def metrics(self, request: web.Request) -> web.Response:
