@@ -61,7 +61,6 @@ import os
 import random
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -72,6 +71,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from tools.bench._servers import free_port, wait_ready
 
 ROOT = Path(__file__).resolve().parents[2]
 BATCH = 1000
@@ -89,28 +90,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="eventkv on this port, redis-server on the next (default: free ports)")
     parser.add_argument("--servers", default="eventkv,redis", help="which servers, in order (eventkv,redis)")
     parser.add_argument("--redis-server", default=shutil.which("redis-server") or "/usr/bin/redis-server")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _wait_ready(port: int, proc: subprocess.Popen[bytes], timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"the server exited with status {proc.returncode}")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1) as s:
-                s.sendall(b"*1\r\n$4\r\nPING\r\n")
-                if s.recv(16).startswith(b"+PONG"):
-                    return
-        except OSError:
-            pass
-        time.sleep(0.05)
-    raise RuntimeError(f"no answer on port {port}")
 
 
 def _command(name: str, port: int, directory: str, args: argparse.Namespace) -> list[str]:
@@ -132,7 +111,7 @@ def _server(name: str, port: int, args: argparse.Namespace) -> Iterator[subproce
         proc = subprocess.Popen(_command(name, port, directory, args), env=env, cwd=ROOT, start_new_session=True,
                                 stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
-            _wait_ready(port, proc)
+            wait_ready(port, proc, timeout=60)
             yield proc
         finally:
             if proc.poll() is None:
@@ -331,7 +310,7 @@ def run(args: argparse.Namespace) -> int:
         # one server at a time: on a small machine the other one's load would skew the timings
         for name in servers:
             offset = 0 if name == "eventkv" else 1
-            port = args.port_base + offset if args.port_base else _free_port()
+            port = args.port_base + offset if args.port_base else free_port()
             with _server(name, port, args):
                 bench = Run(name, port, args.keys, long_keys)
                 try:

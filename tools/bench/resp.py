@@ -28,13 +28,14 @@ import io
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
+
+from tools.bench._servers import free_port, wait_ready
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -100,28 +101,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--profile", metavar="FILE", help="sample eventkv with py-spy into FILE (raw format)")
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _wait_ready(port: int, proc: subprocess.Popen[bytes], timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"the server exited with status {proc.returncode}")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1) as s:
-                s.sendall(b"*1\r\n$4\r\nPING\r\n")
-                if s.recv(16).startswith(b"+PONG"):
-                    return
-        except OSError:
-            pass
-        time.sleep(0.05)
-    raise RuntimeError(f"no answer on port {port}")
-
-
 def _command(name: str, port: int, directory: str, args: argparse.Namespace) -> list[str]:
     if name == "eventkv":
         return [sys.executable, "-m", "eventkv.cli", "serve", "--port", str(port), "--no-http", "--data-dir",
@@ -142,13 +121,13 @@ def _command(name: str, port: int, directory: str, args: argparse.Namespace) -> 
 
 @contextlib.contextmanager
 def _server(name: str, args: argparse.Namespace) -> Iterator[tuple[int, subprocess.Popen[bytes]]]:
-    port = _free_port()
+    port = free_port()
     with tempfile.TemporaryDirectory(prefix=f"bench-{name}-") as directory:
         env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
         proc = subprocess.Popen(_command(name, port, directory, args), env=env, cwd=ROOT,
                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         try:
-            _wait_ready(port, proc)
+            wait_ready(port, proc)
             yield port, proc
         finally:
             proc.send_signal(signal.SIGTERM)
