@@ -27,15 +27,17 @@ repair command, and nothing is changed.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import fcntl
 import os
 import re
+import tempfile
 import threading
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
-from typing import NamedTuple
+from typing import IO, Any, NamedTuple
 
 from eventkv.errors import DirectoryInUseError, LogCorruptError, LogWriteError, StoreClosedError
 from eventkv.events import CodecError, Event, decode_header, decode_line, decode_lines, encode_header
@@ -78,12 +80,14 @@ def sealed_segments(directory: str) -> list[Segment]:
     return out
 
 
-def _decode_batch(batch: list[bytes], expected: int) -> list[Event] | None:
-    """The events of whole lines numbered from ``expected`` on, or None if anything is off."""
-    if not batch[-1].endswith(b"\n"):
-        return None
+def decode_batch(lines: list[bytes], expected: int) -> list[Event] | None:
+    """The events of whole lines (with or without their ends) numbered from ``expected`` on.
+
+    None if any line is damaged or out of sequence: the caller then looks line by
+    line for where.  Shared by the log's readers and the replay tool.
+    """
     try:
-        events = decode_lines(batch)
+        events = decode_lines(lines)
     except CodecError:
         return None
     for i, event in enumerate(events):
@@ -112,7 +116,7 @@ def read_segment(path: str, tail_ok: bool = False) -> Iterator[Event]:
                 batch.pop()
                 if not batch:
                     return
-            events = _decode_batch(batch, expected)
+            events = decode_batch(batch, expected) if batch[-1].endswith(b"\n") else None
             if events is None:
                 for line in batch:
                     lineno += 1
@@ -189,6 +193,31 @@ def fsync_dir(path: str) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+@contextlib.contextmanager
+def atomic_write(path: str, mode: str = "wb", **options: Any) -> Iterator[IO[Any]]:
+    """Write ``path`` whole or not at all: a temporary file beside it, fsync, rename, fsync the directory.
+
+    A reader sees the old file or the new one, never a part; a failure leaves the
+    old one and no temporary file.  For the snapshot, the log's header, aliases.
+    """
+    directory = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=directory)
+    try:
+        os.fchmod(fd, 0o644)  # as open() would make it (mkstemp's default is 0600)
+        with os.fdopen(fd, mode, **options) as f:
+            yield f
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+    fsync_dir(directory)
 
 
 _fdatasync = getattr(os, "fdatasync", os.fsync)
@@ -297,14 +326,8 @@ class FileEventLog(EventLog):
         )
 
     def _create(self) -> None:
-        header = encode_header(self.first_seq)
-        tmp = self.path + ".tmp"
-        with open(tmp, "wb") as f:
-            f.write(header)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, self.path)
-        fsync_dir(self.directory)
+        with atomic_write(self.path) as f:
+            f.write(encode_header(self.first_seq))
 
     def _scan(self) -> Iterator[Event]:
         """Validate and yield every record of AOF.txt; cut a damaged tail; refuse damage before it."""
@@ -329,7 +352,7 @@ class FileEventLog(EventLog):
                 batch = f.readlines(_BATCH_BYTES)
                 if not batch:
                     break
-                events = _decode_batch(batch, expected)
+                events = decode_batch(batch, expected) if batch[-1].endswith(b"\n") else None
                 if events is not None:
                     yield from events
                     expected += len(events)

@@ -20,13 +20,12 @@ snapshot load in about a second.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from typing import Any, NamedTuple
 
 from eventkv.errors import EventKVError
 from eventkv.events import CodecError, dump_json, frame_line, load_json, unframe
-from eventkv.log import fsync_dir
+from eventkv.log import atomic_write
 from projections.keyspace import Keyspaces
 
 SNAPSHOT_NAME = "snapshot.db"
@@ -69,28 +68,15 @@ def write(path: str, state: Keyspaces, seq: int, ts: int, now: int | None = None
 
     Keys expired at ``now`` (if given) are left out.
     """
-    directory = os.path.dirname(os.path.abspath(path))
-    tmp = f"{path}.tmp-{os.getpid()}"
     total = chunks = 0
-    try:
-        with open(tmp, "wb") as f:
-            f.write(frame_line(dump_json({"format": FORMAT, "version": VERSION, "seq": seq, "ts": ts,
-                                   "databases": len(state)})))
-            for chunk in _chunks(state, now):
-                f.write(frame_line(dump_json(chunk)))
-                total += len(chunk["keys"])
-                chunks += 1  # noqa: SIM113 - counts only the chunk lines, not the trailer
-            f.write(frame_line(dump_json({"end": True, "keys": total, "chunks": chunks})))
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-    fsync_dir(directory)
+    with atomic_write(path) as f:
+        f.write(frame_line(dump_json({"format": FORMAT, "version": VERSION, "seq": seq, "ts": ts,
+                                      "databases": len(state)})))
+        for chunk in _chunks(state, now):
+            f.write(frame_line(dump_json(chunk)))
+            total += len(chunk["keys"])
+            chunks += 1  # noqa: SIM113 - counts only the chunk lines, not the trailer
+        f.write(frame_line(dump_json({"end": True, "keys": total, "chunks": chunks})))
     return SnapshotInfo(seq, ts, len(state), total)
 
 

@@ -16,13 +16,12 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 import threading
 from collections.abc import Container, Mapping
 
 from eventkv.commands.core import CommandError, join, quote, tokenize
 from eventkv.errors import EventKVError
-from eventkv.log import fsync_dir
+from eventkv.log import atomic_write
 
 FILE_NAME = "alias.json"
 
@@ -164,20 +163,7 @@ class AliasBook:
 
     @staticmethod
     def _write(path: str, aliases: dict[str, str]) -> None:
-        directory = os.path.dirname(os.path.abspath(path))
-        os.makedirs(directory, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{FILE_NAME}.", suffix=".tmp", dir=directory)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                json.dump(aliases, f, indent=2)
-                f.write("\n")
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
-            raise
-        fsync_dir(directory)
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        with atomic_write(path, "w", encoding="utf-8") as f:
+            json.dump(aliases, f, indent=2)
+            f.write("\n")

@@ -40,8 +40,8 @@ from typing import BinaryIO
 from eventkv import snapshot as snapshot_module
 from eventkv.compact import ARCHIVE
 from eventkv.errors import EventKVError, LogCorruptError
-from eventkv.events import CodecError, Event, decode_header, decode_line, decode_lines
-from eventkv.log import LOG_NAME, sealed_segments, valid_records
+from eventkv.events import CodecError, Event, decode_header, decode_line
+from eventkv.log import LOG_NAME, decode_batch, sealed_segments, valid_records
 
 _ARCHIVED_SNAPSHOT = re.compile(r"^snapshot\.(\d+)\.db$")
 _BATCH_BYTES = 1 << 20  # decode about a megabyte of lines at a time
@@ -319,7 +319,7 @@ def _batches(path: str, buf: bytes, pos: int, end: int, expected: int, *,
             cut = nl + 1
         lines = buf[pos:cut].split(b"\n")
         lines.pop()
-        events = _decode_batch(lines, expected)
+        events = decode_batch(lines, expected)
         if events is None:
             events = []
             offset = pos
@@ -343,17 +343,6 @@ def _batches(path: str, buf: bytes, pos: int, end: int, expected: int, *,
             expected += len(events)
             yield cut, events
         pos = cut
-
-
-def _decode_batch(lines: list[bytes], expected: int) -> list[Event] | None:
-    try:
-        events = decode_lines(lines)
-    except CodecError:
-        return None
-    for i, event in enumerate(events):
-        if event.seq != expected + i:
-            return None
-    return events
 
 
 class _Open:
