@@ -33,7 +33,7 @@ from typing import NamedTuple
 
 from eventkv import snapshot
 from eventkv.errors import EventKVError, LogCorruptError
-from eventkv.log import fsync_dir, read_segment, sealed_segments
+from eventkv.log import after, fsync_dir, read_segment_batches, sealed_segments
 from eventkv.logging import get_logger
 from projections.keyspace import Keyspaces
 
@@ -98,11 +98,11 @@ def compact(
                     f"{segment.path}: records {seq + 1}..{segment.first - 1} are missing before it; "
                     f"compaction stopped and changed nothing"
                 )
-            for event in read_segment(segment.path):
-                if event.seq <= seq:
-                    continue
-                state.apply(event.change)
-                seq, ts = event.seq, event.ts
+            for batch in read_segment_batches(segment.path):
+                batch = after(batch, seq)
+                if batch:
+                    state.apply_records(batch)
+                    seq, ts = batch[-1].seq, batch[-1].ts
         archive = os.path.join(data_dir, ARCHIVE)
         os.makedirs(archive, exist_ok=True)
         archived: list[str] = []

@@ -36,11 +36,19 @@ import tempfile
 import threading
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import IO, Any, NamedTuple
 
 from eventkv.errors import DirectoryInUseError, LogCorruptError, LogWriteError, StoreClosedError
-from eventkv.events import CodecError, Event, decode_header, decode_line, decode_lines, encode_header
+from eventkv.events import (
+    CodecError,
+    Event,
+    PutColumns,
+    decode_header,
+    decode_line,
+    decode_lines,
+    encode_header,
+)
 from eventkv.logging import get_logger
 
 LOG_NAME = "AOF.txt"
@@ -80,16 +88,19 @@ def sealed_segments(directory: str) -> list[Segment]:
     return out
 
 
-def decode_batch(lines: list[bytes], expected: int) -> list[Event] | None:
+def decode_batch(lines: list[bytes], expected: int) -> Sequence[Event] | None:
     """The events of whole lines (with or without their ends) numbered from ``expected`` on.
 
     None if any line is damaged or out of sequence: the caller then looks line by
-    line for where.  Shared by the log's readers and the replay tool.
+    line for where.  Shared by the log's readers and the replay tool.  A batch of
+    plain puts comes back as ``PutColumns`` (already checked to be consecutive).
     """
     try:
         events = decode_lines(lines)
     except CodecError:
         return None
+    if isinstance(events, PutColumns):
+        return events if events.first == expected else None
     for i, event in enumerate(events):
         if event.seq != expected + i:
             return None
@@ -102,6 +113,12 @@ def read_segment(path: str, tail_ok: bool = False) -> Iterator[Event]:
     With ``tail_ok`` (reading the active segment of a live store) a last line
     without its end of line is taken as a write in progress and not read.
     """
+    for batch in read_segment_batches(path, tail_ok):
+        yield from batch
+
+
+def read_segment_batches(path: str, tail_ok: bool = False) -> Iterator[Sequence[Event]]:
+    """``read_segment`` in batches of consecutive events (about a megabyte of records each)."""
     with open(path, "rb") as f:
         try:
             expected = decode_header(f.readline())
@@ -118,6 +135,7 @@ def read_segment(path: str, tail_ok: bool = False) -> Iterator[Event]:
                     return
             events = decode_batch(batch, expected) if batch[-1].endswith(b"\n") else None
             if events is None:
+                checked = []
                 for line in batch:
                     lineno += 1
                     try:
@@ -126,12 +144,21 @@ def read_segment(path: str, tail_ok: bool = False) -> Iterator[Event]:
                         raise LogCorruptError(f"{path}, line {lineno}: {e}. {_RESTORE_HINT}") from None
                     if event is None or event.seq != expected:
                         raise LogCorruptError(f"{path}, line {lineno}: record out of order or torn. {_RESTORE_HINT}")
-                    yield event
+                    checked.append(event)
                     expected += 1
+                yield checked
                 continue
-            yield from events
+            yield events
             expected += len(events)
             lineno += len(batch)
+
+
+def after(batch: Sequence[Event], seq: int) -> Sequence[Event]:
+    """The events of a batch of consecutive events that come after ``seq``."""
+    if not batch:
+        return batch
+    skip = seq + 1 - batch[0].seq
+    return batch[skip:] if skip > 0 else batch
 
 
 _RECORD_START = re.compile(rb"[0-9a-f]{8} \{")
@@ -166,8 +193,13 @@ class EventLog(ABC):
     last_seq: int
 
     @abstractmethod
+    def recover_batches(self, after_seq: int = 0) -> Iterator[Sequence[Event]]:
+        """Open the log: yield the stored events after ``after_seq`` in order, in batches, repairing a torn tail."""
+
     def recover(self, after_seq: int = 0) -> Iterator[Event]:
-        """Open the log: yield the stored events after ``after_seq`` in order, repairing a torn tail."""
+        """``recover_batches``, one event at a time."""
+        for batch in self.recover_batches(after_seq):
+            yield from batch
 
     @abstractmethod
     def append(self, seq: int, line: bytes) -> None:
@@ -248,8 +280,8 @@ class FileEventLog(EventLog):
 
     # ------------------------------------------------------------------ opening
 
-    def recover(self, after_seq: int = 0) -> Iterator[Event]:
-        """Yield the events after ``after_seq`` (a snapshot's) from the sealed segments and AOF.txt.
+    def recover_batches(self, after_seq: int = 0) -> Iterator[Sequence[Event]]:
+        """Yield the events after ``after_seq`` (a snapshot's) from the sealed segments and AOF.txt, in batches.
 
         Checks that the sequence numbers run on without a gap from ``after_seq + 1``;
         a missing segment, or damage anywhere but the tail of AOF.txt, raises
@@ -263,33 +295,35 @@ class FileEventLog(EventLog):
             self.close()  # releases the directory for whoever comes next (a repair, a retry)
             raise
 
-    def _recover(self, after_seq: int) -> Iterator[Event]:
+    def _recover(self, after_seq: int) -> Iterator[Sequence[Event]]:
         expected = after_seq + 1
         for segment in sealed_segments(self.directory):
             if segment.last <= after_seq:
                 continue  # already folded into the snapshot (a compaction stopped before archiving it)
             if segment.first > expected:
                 raise self._gap(expected, segment.first, segment.path)
-            for event in read_segment(segment.path):
-                if event.seq < expected:
+            for batch in read_segment_batches(segment.path):
+                batch = after(batch, expected - 1)
+                if not batch:
                     continue
-                if event.seq != expected:
-                    raise LogCorruptError(f"{segment.path}: record {event.seq} where {expected} was expected; "
+                if batch[0].seq != expected:
+                    raise LogCorruptError(f"{segment.path}: record {batch[0].seq} where {expected} was expected; "
                                           f"{_RESTORE_HINT}")
-                yield event
-                expected += 1
+                yield batch
+                expected += len(batch)
         if not os.path.exists(self.path):
             self.first_seq = expected
             self.last_seq = expected - 1
             self._create()
         else:
-            for event in self._scan():
-                if event.seq < expected:
+            for batch in self._scan():
+                batch = after(batch, expected - 1)
+                if not batch:
                     continue
-                if event.seq != expected:
-                    raise self._gap(expected, event.seq, self.path)
-                yield event
-                expected += 1
+                if batch[0].seq != expected:
+                    raise self._gap(expected, batch[0].seq, self.path)
+                yield batch
+                expected += len(batch)
             if self.first_seq > expected:
                 raise self._gap(expected, self.first_seq, self.path)
         self.last_seq = expected - 1
@@ -329,8 +363,8 @@ class FileEventLog(EventLog):
         with atomic_write(self.path) as f:
             f.write(encode_header(self.first_seq))
 
-    def _scan(self) -> Iterator[Event]:
-        """Validate and yield every record of AOF.txt; cut a damaged tail; refuse damage before it."""
+    def _scan(self) -> Iterator[Sequence[Event]]:
+        """Validate and yield every record of AOF.txt, in batches; cut a damaged tail; refuse damage before it."""
         with open(self.path, "rb") as f:
             header = f.readline()
             try:
@@ -354,12 +388,13 @@ class FileEventLog(EventLog):
                     break
                 events = decode_batch(batch, expected) if batch[-1].endswith(b"\n") else None
                 if events is not None:
-                    yield from events
+                    yield events
                     expected += len(events)
                     lineno += len(batch)
                     offset += sum(map(len, batch))
                     continue
                 # Something in this batch is wrong: find it line by line.
+                good: list[Event] = []
                 for line in batch:
                     lineno += 1
                     problem = None
@@ -374,13 +409,15 @@ class FileEventLog(EventLog):
                             if event.seq != expected:
                                 problem = f"sequence number {event.seq} where {expected} was expected"
                     if problem is not None:
+                        yield good
                         self._tail_or_refuse(offset, lineno, expected, problem)
                         self.last_seq = expected - 1
                         self._size = offset
                         return
-                    yield event
+                    good.append(event)
                     expected += 1
                     offset += len(line)
+                yield good
             self.last_seq = expected - 1
             self._size = offset
 

@@ -485,10 +485,10 @@ class Store(Database):
             info = snapshot.load(snap_path, self._keyspaces)
             after = self._snapshot_seq = info.seq
             self.last_save_time = info.ts / 1000
-        apply = self._keyspaces.apply
+        apply_records = self._keyspaces.apply_records
         try:
-            for event in self._log.recover(after):
-                apply(event.change)
+            for batch in self._log.recover_batches(after):
+                apply_records(batch)
         except IndexError:
             raise EventKVError(
                 f"the log in {self.config.data_dir} uses more databases than configured "

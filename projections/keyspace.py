@@ -39,7 +39,7 @@ for it pays neither its memory (about 9 bytes a key) nor its insert cost.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from sortedcontainers import SortedDict, SortedList
@@ -48,10 +48,12 @@ from eventkv.events import (
     Change,
     Clear,
     Delete,
+    Event,
     Expire,
     FlushAll,
     Persist,
     Put,
+    PutColumns,
     SwapDB,
     Tx,
 )
@@ -90,6 +92,25 @@ class Keyspace:
                 self._stale += 1
         else:
             self._set_expiry(key, expire_at)
+
+    def set_many(self, keys: list[str], values: list[str], expiries: list[int | None]) -> None:
+        """``set`` of each ``(key, value, expire_at)`` in order, the values in one ``dict.update`` (in C).
+
+        The bulk form of replay: O(k) for keys without expiry, O(k log n) with.
+        """
+        if self._index is not None:
+            for key, value, expire_at in zip(keys, values, expiries, strict=True):
+                self.set(key, value, expire_at)
+            return
+        self._data.update(zip(keys, values, strict=True))
+        if not self._expires and expiries.count(None) == len(expiries):
+            return
+        for key, expire_at in zip(keys, expiries, strict=True):
+            if expire_at is None:
+                if self._expires and self._expires.pop(key, None) is not None:
+                    self._stale += 1
+            else:
+                self._set_expiry(key, expire_at)
 
     def _set_expiry(self, key: str, expire_at: int) -> None:
         bucket = self._buckets.get(expire_at)
@@ -375,6 +396,15 @@ class Keyspaces:
                 self.apply(inner)
         else:
             raise TypeError(f"not a change: {change!r}")
+
+    def apply_records(self, events: Sequence[Event]) -> None:
+        """Fold a batch of events in order (``apply`` of each change); a ``PutColumns`` batch in bulk."""
+        if type(events) is PutColumns and len(set(events.dbs)) == 1:
+            self.dbs[events.dbs[0]].set_many(events.keys, events.values, events.expiries)
+            return
+        apply = self.apply
+        for event in events:
+            apply(event.change)
 
     def check(self, change: Change) -> None:
         """Raise ValueError if ``change`` names a database this projection does not have."""

@@ -19,10 +19,12 @@ from eventkv.events import (
     FlushAll,
     Persist,
     Put,
+    PutColumns,
     SwapDB,
     Tx,
     decode_header,
     decode_line,
+    decode_lines,
     encode_event,
     encode_header,
     encode_put,
@@ -285,6 +287,92 @@ def test_invalid_utf8_body_with_a_valid_checksum_is_a_codec_error() -> None:
     raw = b'{"seq":1,"ts":1,"op":"put","key":"\xff","value":"b"}'
     with pytest.raises(CodecError):
         decode_line(b"%08x %s\n" % (zlib.crc32(raw), raw))
+
+
+# --------------------------------------------------------------------------- batches
+
+
+PUTS = st.builds(Put, TEXT, TEXT, EXP, st.sampled_from([0, 0, 0, 1, 7]))
+
+
+@settings(max_examples=100, deadline=None)
+@given(first=SEQ, changes=st.lists(PUTS | CHANGES, min_size=1, max_size=12), newline=st.booleans())
+def test_a_batch_decodes_as_its_lines_do(first: int, changes, newline: bool) -> None:
+    lines = [encode_event(first + i, TS + i, c) for i, c in enumerate(changes)]
+    if not newline:
+        lines = [line[:-1] for line in lines]
+    batch = decode_lines(lines)
+    expected = [decode_line(line) for line in lines]
+    assert list(batch) == expected and len(batch) == len(expected)
+    assert [batch[i] for i in range(-len(batch), len(batch))] == expected + expected
+
+
+@settings(max_examples=60, deadline=None)
+@given(first=SEQ, changes=st.lists(PUTS, min_size=1, max_size=12), data=st.data())
+def test_a_batch_of_puts_is_held_as_columns(first: int, changes, data) -> None:
+    lines = [encode_event(first + i, TS + i, c) for i, c in enumerate(changes)]
+    batch = decode_lines(lines)
+    expected = [Event(first + i, TS + i, c) for i, c in enumerate(changes)]
+    assert isinstance(batch, PutColumns) and batch == expected
+    start = data.draw(st.integers(min_value=-15, max_value=15))
+    stop = data.draw(st.integers(min_value=-15, max_value=15) | st.none())
+    part = batch[start:stop]
+    assert isinstance(part, PutColumns) and list(part) == expected[start:stop]
+    assert all(e.seq == part.first + i for i, e in enumerate(part))
+
+
+def test_puts_out_of_sequence_are_not_columns() -> None:
+    lines = [encode_event(seq, TS, Put("a", "1")) for seq in (1, 2, 4)]
+    batch = decode_lines(lines)
+    assert not isinstance(batch, PutColumns)
+    assert [e.seq for e in batch] == [1, 2, 4]
+
+
+def test_indexing_columns_out_of_range_is_an_index_error() -> None:
+    batch = decode_lines([encode_event(1, TS, Put("a", "1"))])
+    with pytest.raises(IndexError):
+        batch[1]
+    with pytest.raises(IndexError):
+        batch[-2]
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        '{"seq":2,"ts":1,"op":"put","key":1,"value":"b"}',
+        '{"seq":2,"ts":1,"op":"put","key":"a","value":null}',
+        '{"seq":2,"ts":1.5,"op":"put","key":"a","value":"b"}',
+        '{"seq":2.0,"ts":1,"op":"put","key":"a","value":"b"}',
+        '{"seq":2,"ts":1,"op":"put","key":"a","value":"b","exp":"5"}',
+        '{"seq":2,"ts":1,"op":"put","key":"a","value":"b","db":-1}',
+        '{"seq":2,"ts":1,"op":"put","key":"a","value":"b","db":0.0}',
+        '{"seq":2,"ts":1,"op":"put","key":"a"}',
+        '[2]',
+    ],
+)
+def test_one_bad_record_among_puts_is_a_codec_error(bad: str) -> None:
+    """The column checks are as strict as decode_line's: one wrong field anywhere and the batch is refused."""
+    good = [encode_event(1, TS, Put("a", "1")), encode_event(3, TS, Put("b", "2", TS, 1))]
+    with pytest.raises(CodecError):
+        decode_lines([good[0], _framed(bad), good[1]])
+
+
+@pytest.mark.parametrize("where", [0, 1, 8, 9, 20])
+def test_a_damaged_line_in_a_batch_is_a_codec_error(where: int) -> None:
+    lines = [encode_event(i, TS, Put(f"k{i}", "v")) for i in range(1, 5)]
+    damaged = bytearray(lines[2])
+    damaged[where] ^= 0x01
+    with pytest.raises(CodecError):
+        decode_lines(lines[:2] + [bytes(damaged)] + lines[3:])
+
+
+def test_an_upper_case_checksum_is_refused_alike_by_both_paths() -> None:
+    line = encode_event(1, TS, Put("a", "1"))
+    upper = line[:8].upper() + line[8:]
+    assert upper != line
+    for decode in (decode_line, lambda x: decode_lines([x])):
+        with pytest.raises(CodecError):
+            decode(upper)
 
 
 # --------------------------------------------------------------------------- header

@@ -4,10 +4,23 @@ from __future__ import annotations
 
 import hypothesis.strategies as st
 import pytest
-from hypothesis import settings
+from hypothesis import given, settings
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
-from eventkv.events import Clear, Delete, Expire, FlushAll, Persist, Put, SwapDB, Tx
+from eventkv.events import (
+    Clear,
+    Delete,
+    Event,
+    Expire,
+    FlushAll,
+    Persist,
+    Put,
+    PutColumns,
+    SwapDB,
+    Tx,
+    decode_lines,
+    encode_event,
+)
 from projections.keyspace import Keyspace, Keyspaces, prefix_end
 
 T = 1_000_000
@@ -365,6 +378,44 @@ def test_apply_is_deterministic() -> None:
         one.apply(c)
         two.apply(c)
     assert [sorted(ks.held()) for ks in one.dbs] == [sorted(ks.held()) for ks in two.dbs]
+
+
+def _state(state: Keyspaces) -> list:
+    return [(sorted(ks.held()), ks._stale, index_entries(ks), ks.next_expiry()) for ks in state.dbs]
+
+
+KEYS = st.sampled_from("abcd")
+EXPIRY = st.none() | st.integers(min_value=T, max_value=T + 5)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    before=st.lists(st.builds(Put, KEYS, st.just("old"), EXPIRY, st.sampled_from([0, 1]))),
+    puts=st.lists(st.builds(Put, KEYS, st.text(max_size=2), EXPIRY, st.sampled_from([0, 0, 1])), min_size=1),
+    indexed=st.booleans(),
+)
+def test_a_batch_of_puts_folds_in_bulk_as_one_by_one(before, puts, indexed: bool) -> None:
+    """apply_records of PutColumns (dict.update in C) leaves exactly what apply of each change leaves."""
+    bulk, single = Keyspaces(2), Keyspaces(2)
+    for state in (bulk, single):
+        for change in before:
+            state.apply(change)
+        if indexed:
+            for ks in state.dbs:
+                ks.sorted_keys(T)
+    batch = decode_lines([encode_event(i, T, c) for i, c in enumerate(puts, 1)])
+    assert isinstance(batch, PutColumns)
+    bulk.apply_records(batch)
+    for change in puts:
+        single.apply(change)
+    assert _state(bulk) == _state(single)
+    assert [ks.sorted_keys(T) for ks in bulk.dbs] == [ks.sorted_keys(T) for ks in single.dbs]
+
+
+def test_apply_records_of_events_applies_each() -> None:
+    state = Keyspaces(2)
+    state.apply_records([Event(1, T, Put("a", "1")), Event(2, T, Delete("a")), Event(3, T, Put("b", "2", None, 1))])
+    assert state[0].peek("a") is None and state[1].peek("b") == ("2", None)
 
 
 def test_check_names_missing_databases() -> None:

@@ -573,7 +573,7 @@ class Timeline:
             yield from batch
 
     def _batches(self, cat: Catalog, start: int, stop: int, needles: Sequence[bytes] | None,
-                 progress: Progress) -> Iterator[list[Event]]:
+                 progress: Progress) -> Iterator[Sequence[Event]]:
         """``_records`` in lists (the replay's hot loop runs over lists, not through generators)."""
         expected = start
         for seg in cat.chain():
@@ -664,21 +664,18 @@ class Timeline:
         if start > stop:
             return
         progress.start(stop - start + 1, f"replaying records {start}..{stop}")
-        apply = state.apply
-        event: Event | None = None
-        try:
-            for batch in self._batches(cat, start, stop, needles, progress):
-                if skip:
-                    batch = [e for e in batch if e.seq not in skip]
-                for event in batch:
-                    apply(event.change)
-        except IndexError:
-            assert event is not None
+        for batch in self._batches(cat, start, stop, needles, progress):
+            if skip:
+                batch = [e for e in batch if e.seq not in skip]
             try:
-                state.check(event.change)
-            except ValueError as e:
-                raise EventKVError(f"record {event.seq}: {e}; replay with --databases large enough") from None
-            raise
+                state.apply_records(batch)
+            except IndexError:
+                for event in batch:
+                    try:
+                        state.check(event.change)
+                    except ValueError as e:
+                        raise EventKVError(f"record {event.seq}: {e}; replay with --databases large enough") from None
+                raise
 
     # ------------------------------------------------------------------ queries
 

@@ -33,7 +33,7 @@ from __future__ import annotations
 import mmap
 import os
 import re
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import BinaryIO
 
@@ -300,7 +300,7 @@ def _damage(path: str, buf: bytes, offset: int, seq: int, problem: str) -> Segme
 
 
 def _batches(path: str, buf: bytes, pos: int, end: int, expected: int, *,
-             tail_ok: bool) -> Iterator[tuple[int, list[Event]]]:
+             tail_ok: bool) -> Iterator[tuple[int, Sequence[Event]]]:
     """``(offset after the batch, events)`` for the whole lines of ``buf[pos:end]``, checked.
 
     Every record must decode and follow the one before it.  A last line without its
@@ -319,9 +319,9 @@ def _batches(path: str, buf: bytes, pos: int, end: int, expected: int, *,
             cut = nl + 1
         lines = buf[pos:cut].split(b"\n")
         lines.pop()
-        events = decode_batch(lines, expected)
-        if events is None:
-            events = []
+        batch = decode_batch(lines, expected)
+        if batch is None:
+            events: list[Event] = []
             offset = pos
             for line in lines:
                 try:
@@ -340,8 +340,8 @@ def _batches(path: str, buf: bytes, pos: int, end: int, expected: int, *,
                 offset += len(line) + 1
             yield cut, events
         else:
-            expected += len(events)
-            yield cut, events
+            expected += len(batch)
+            yield cut, batch
         pos = cut
 
 
@@ -451,7 +451,7 @@ def read_events(seg: SegmentFile, start: int, stop: int, *, data_dir: str | None
 
 
 def read_batches(seg: SegmentFile, start: int, stop: int, *, data_dir: str | None = None,
-                 progress: Callable[[int], None] | None = None) -> Iterator[list[Event]]:
+                 progress: Callable[[int], None] | None = None) -> Iterator[Sequence[Event]]:
     """``read_events`` in lists of about a megabyte of records (the replay's hot loop runs over lists)."""
     start, stop = max(start, seg.first), min(stop, seg.last)
     if start > stop:
@@ -469,7 +469,7 @@ def read_batches(seg: SegmentFile, start: int, stop: int, *, data_dir: str | Non
 
 def read_candidates(seg: SegmentFile, needles: Iterable[bytes], start: int, stop: int, *,
                     data_dir: str | None = None, progress: Callable[[int], None] | None = None,
-                    ) -> Iterator[list[Event]]:
+                    ) -> Iterator[Sequence[Event]]:
     """The records ``start`` .. ``stop`` of one segment whose line holds one of ``needles``, in order, in lists.
 
     Only those lines are decoded (and so checked): a record is a candidate when its
