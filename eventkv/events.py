@@ -36,8 +36,8 @@ import sys
 from array import array
 from binascii import unhexlify
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from itertools import repeat
-from operator import itemgetter
+from itertools import compress, repeat
+from operator import is_, is_not, itemgetter
 from typing import Any, NamedTuple, overload
 from zlib import crc32
 
@@ -300,8 +300,8 @@ def decode_lines(lines: list[bytes]) -> Sequence[Event]:
 
     Replay's hot path.  Every line is checked as ``decode_line`` checks it --
     checksum, JSON, field types -- but a batch at a time: the checksums are compared
-    as one byte string, the JSON is parsed as one array, and a batch of plain puts
-    (the common case) becomes ``PutColumns`` without a Python-level step per record.  Any
+    as one byte string, the JSON is parsed as one array, and a batch of simple
+    changes (the common case) becomes ``Columns`` without a Python-level step per record.  Any
     doubt sends the batch to the line-by-line path, which names the damage
     (``CodecError``; the caller then looks line by line for where it is).
     """
@@ -316,7 +316,7 @@ def decode_lines(lines: list[bytes]) -> Sequence[Event]:
         objects = [load_json(body) for body in bodies]
     if len(objects) != len(bodies):
         raise CodecError("a record holds more than one JSON value")
-    return _plain_puts(objects) or [_event(d) for d in objects]
+    return _columns(objects) or [_event(d) for d in objects]
 
 
 # Column helpers of decode_lines: each runs in C over a whole batch.
@@ -342,61 +342,82 @@ def _checksums_match(lines: list[bytes], bodies: list[bytes]) -> bool:
             and digits == digits.lower())  # as unframe: lower-case hex only
 
 
-def _plain_puts(objects: list[Any]) -> PutColumns | None:
-    """A batch of JSON objects that are all well-formed puts with consecutive sequence numbers, as columns.
+def _columns(objects: list[Any]) -> Columns | None:
+    """A batch of JSON objects as ``Columns``: well-formed changes with consecutive sequence numbers.
 
-    None if any object is something else (the caller then decodes them one by one).
+    None if any object is damaged -- a wrong field, a gap (the caller then decodes
+    them one by one and names the damage).
     """
     get: Callable[..., Any] = dict.get
+    n = len(objects)
     try:
-        if list(map(get, objects, repeat("op"))).count("put") != len(objects):
-            return None
+        ops = list(map(get, objects, repeat("op")))
     except TypeError:  # not every record is a JSON object
         return None
+    all_puts = ops.count("put") == n
+    kinds: list[Any] = [Put] * n if all_puts else list(map(_KINDS.get, ops))
     seqs = list(map(get, objects, repeat("seq")))
     stamps = list(map(get, objects, repeat("ts")))
     keys = list(map(get, objects, repeat("key")))
     values = list(map(get, objects, repeat("value")))
     expiries = list(map(get, objects, repeat("exp")))
     dbs = list(map(get, objects, repeat("db")))
-    all_db0 = dbs.count(None) == len(dbs)  # the common case: no record names a database
-    dbs = [0] * len(dbs) if all_db0 else list(map(get, objects, repeat("db"), repeat(0)))
+    all_db0 = dbs.count(None) == n  # the common case: no record names a database
+    dbs = [0] * n if all_db0 else list(map(get, objects, repeat("db"), repeat(0)))
     try:
-        "".join(keys)  # the cheapest check that every one is a str: TypeError if not
-        "".join(values)
+        # The cheapest check that every one is a str: join raises TypeError if not.
+        if all_puts:
+            "".join(keys)
+            "".join(values)
+        else:
+            "".join(compress(keys, map(is_not, kinds, repeat(None))))
+            "".join(compress(values, map(is_, kinds, repeat(Put))))
     except TypeError:
         return None
     if (set(map(type, seqs)) != _INT or set(map(type, stamps)) != _INT
-            or (expiries.count(None) != len(expiries) and not set(map(type, expiries)) <= _INT_OR_NONE)
+            or (expiries.count(None) != n and not set(map(type, expiries)) <= _INT_OR_NONE)
+            or (not all_puts and None in compress(expiries, map(is_, kinds, repeat(Expire))))
             or (not all_db0 and (set(map(type, dbs)) != _INT or min(dbs) < 0))
-            or seqs != list(range(seqs[0], seqs[0] + len(seqs)))):
+            or seqs != list(range(seqs[0], seqs[0] + n))):
         return None
-    return PutColumns(seqs[0], stamps, keys, values, expiries, dbs)
+    if not all_puts and None in kinds:
+        # Transactions, clears, swaps: rare; each is decoded whole and held in ``values``.
+        for i in [i for i, kind in enumerate(kinds) if kind is None]:
+            change = _change(objects[i])
+            kinds[i], values[i] = type(change), change
+    return Columns(seqs[0], stamps, kinds, keys, values, expiries, dbs, all_puts)
 
 
 _INT, _INT_OR_NONE = {int}, {int, type(None)}
+_KINDS = {"put": Put, "del": Delete, "expire": Expire, "persist": Persist}
 
 
-class PutColumns(Sequence[Event]):
-    """Consecutive records that are all puts, held as columns: replay's bulk form.
+class Columns(Sequence[Event]):
+    """Consecutive records held as columns: replay's bulk form.
 
     It reads as the list of its events (``len``, indexing, slicing, iteration
-    make them on demand), and a fold can take the columns whole instead
-    (``Keyspaces.apply_records``): a million-record replay then makes no object per
-    record beyond what the JSON parser made.  Record ``i`` is sequence number
-    ``first + i``.
+    make them on demand), and a fold can take the columns instead
+    (``Keyspaces.apply_records``): a replay then makes no object per record beyond
+    what the JSON parser made.  Record ``i`` is sequence number ``first + i``, its
+    change of the class ``kinds[i]``: for a put, delete, expire or persist the
+    fields are in ``keys[i]``, ``values[i]`` (a put's), ``expiries[i]`` (a put's or
+    an expire's) and ``dbs[i]``; any other change (a transaction, a clear...) is
+    held whole in ``values[i]``.
     """
 
-    __slots__ = ("first", "stamps", "keys", "values", "expiries", "dbs")
+    __slots__ = ("first", "stamps", "kinds", "keys", "values", "expiries", "dbs", "all_puts")
 
-    def __init__(self, first: int, stamps: list[int], keys: list[str], values: list[str],
-                 expiries: list[int | None], dbs: list[int]) -> None:
+    def __init__(self, first: int, stamps: list[int], kinds: list[type[Change]], keys: list[str],
+                 values: list[Any], expiries: list[int | None], dbs: list[int], all_puts: bool) -> None:
         self.first = first
         self.stamps = stamps
+        self.kinds = kinds
         self.keys = keys
         self.values = values
         self.expiries = expiries
         self.dbs = dbs
+        #: every record is a put (then the fold can take the values in one dict.update)
+        self.all_puts = all_puts
 
     def __len__(self) -> int:
         return len(self.keys)
@@ -405,26 +426,41 @@ class PutColumns(Sequence[Event]):
     def __getitem__(self, index: int) -> Event: ...
 
     @overload
-    def __getitem__(self, index: slice) -> PutColumns: ...
+    def __getitem__(self, index: slice) -> Columns: ...
 
-    def __getitem__(self, index: int | slice) -> Event | PutColumns:
+    def __getitem__(self, index: int | slice) -> Event | Columns:
         if isinstance(index, slice):
             start, stop, step = index.indices(len(self))
             if step != 1:
-                raise ValueError("PutColumns slices must be contiguous")
-            stop = max(start, stop)
-            return PutColumns(self.first + start, self.stamps[start:stop], self.keys[start:stop],
-                              self.values[start:stop], self.expiries[start:stop], self.dbs[start:stop])
+                raise ValueError("Columns slices must be contiguous")
+            part = slice(start, max(start, stop))
+            return Columns(self.first + start, self.stamps[part], self.kinds[part], self.keys[part],
+                           self.values[part], self.expiries[part], self.dbs[part], self.all_puts)
         if index < 0:
             index += len(self)
         if not 0 <= index < len(self):
             raise IndexError("record index out of range")
-        return Event(self.first + index, self.stamps[index],
-                     Put(self.keys[index], self.values[index], self.expiries[index], self.dbs[index]))
+        return Event(self.first + index, self.stamps[index], self._change(index))
+
+    def _change(self, i: int) -> Change:
+        kind, key, db = self.kinds[i], self.keys[i], self.dbs[i]
+        if kind is Put:
+            return Put(key, self.values[i], self.expiries[i], db)
+        if kind is Expire:
+            return Expire(key, self.expiries[i], db)  # type: ignore[arg-type]  # an int: _columns checks it
+        if kind is Delete:
+            return Delete(key, db)
+        if kind is Persist:
+            return Persist(key, db)
+        return self.values[i]  # held whole
 
     def __iter__(self) -> Iterator[Event]:
-        changes = map(tuple.__new__, repeat(Put), zip(self.keys, self.values, self.expiries, self.dbs, strict=True))
         seqs = range(self.first, self.first + len(self))
+        if self.all_puts:
+            changes: Iterator[Change] = map(tuple.__new__, repeat(Put),
+                                            zip(self.keys, self.values, self.expiries, self.dbs, strict=True))
+        else:
+            changes = map(self._change, range(len(self)))
         return map(tuple.__new__, repeat(Event), zip(seqs, self.stamps, changes, strict=True))
 
     def __eq__(self, other: object) -> bool:
@@ -435,7 +471,7 @@ class PutColumns(Sequence[Event]):
     __hash__ = None  # type: ignore[assignment]
 
     def __repr__(self) -> str:
-        return f"PutColumns(records {self.first}..{self.first + len(self) - 1})"
+        return f"Columns(records {self.first}..{self.first + len(self) - 1})"
 
 
 def _event(d: Any) -> Event:

@@ -42,8 +42,8 @@ from typing import IO, Any, NamedTuple
 from eventkv.errors import DirectoryInUseError, LogCorruptError, LogWriteError, StoreClosedError
 from eventkv.events import (
     CodecError,
+    Columns,
     Event,
-    PutColumns,
     decode_header,
     decode_line,
     decode_lines,
@@ -93,13 +93,13 @@ def decode_batch(lines: list[bytes], expected: int) -> Sequence[Event] | None:
 
     None if any line is damaged or out of sequence: the caller then looks line by
     line for where.  Shared by the log's readers and the replay tool.  A batch of
-    plain puts comes back as ``PutColumns`` (already checked to be consecutive).
+    plain puts comes back as ``Columns`` (already checked to be consecutive).
     """
     try:
         events = decode_lines(lines)
     except CodecError:
         return None
-    if isinstance(events, PutColumns):
+    if isinstance(events, Columns):
         return events if events.first == expected else None
     for i, event in enumerate(events):
         if event.seq != expected + i:

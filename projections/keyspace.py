@@ -47,13 +47,13 @@ from sortedcontainers import SortedDict, SortedList
 from eventkv.events import (
     Change,
     Clear,
+    Columns,
     Delete,
     Event,
     Expire,
     FlushAll,
     Persist,
     Put,
-    PutColumns,
     SwapDB,
     Tx,
 )
@@ -398,13 +398,28 @@ class Keyspaces:
             raise TypeError(f"not a change: {change!r}")
 
     def apply_records(self, events: Sequence[Event]) -> None:
-        """Fold a batch of events in order (``apply`` of each change); a ``PutColumns`` batch in bulk."""
-        if type(events) is PutColumns and len(set(events.dbs)) == 1:
-            self.dbs[events.dbs[0]].set_many(events.keys, events.values, events.expiries)
+        """Fold a batch of events in order (``apply`` of each change); ``Columns`` without an object per record."""
+        if type(events) is not Columns:
+            apply = self.apply
+            for event in events:
+                apply(event.change)
             return
-        apply = self.apply
-        for event in events:
-            apply(event.change)
+        dbs = self.dbs
+        if events.all_puts and len(set(events.dbs)) == 1:
+            dbs[events.dbs[0]].set_many(events.keys, events.values, events.expiries)
+            return
+        for kind, key, value, expire_at, db in zip(events.kinds, events.keys, events.values, events.expiries,
+                                                   events.dbs, strict=True):
+            if kind is Put:
+                dbs[db].set(key, value, expire_at)
+            elif kind is Delete:
+                dbs[db].delete(key)
+            elif kind is Expire:
+                dbs[db].expire(key, expire_at)  # type: ignore[arg-type]  # an int: Columns checks it
+            elif kind is Persist:
+                dbs[db].persist(key)
+            else:
+                self.apply(value)  # a change held whole (a transaction, a clear...)
 
     def check(self, change: Change) -> None:
         """Raise ValueError if ``change`` names a database this projection does not have."""

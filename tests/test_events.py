@@ -13,13 +13,13 @@ from hypothesis import example, given, settings
 from eventkv.events import (
     Clear,
     CodecError,
+    Columns,
     Delete,
     Event,
     Expire,
     FlushAll,
     Persist,
     Put,
-    PutColumns,
     SwapDB,
     Tx,
     decode_header,
@@ -293,6 +293,13 @@ def test_invalid_utf8_body_with_a_valid_checksum_is_a_codec_error() -> None:
 
 
 PUTS = st.builds(Put, TEXT, TEXT, EXP, st.sampled_from([0, 0, 0, 1, 7]))
+SMALL_DB = st.sampled_from([0, 0, 1])
+COLUMNAR = st.one_of(
+    PUTS,
+    st.builds(Delete, TEXT, SMALL_DB),
+    st.builds(Expire, TEXT, st.integers(min_value=0, max_value=2**62), SMALL_DB),
+    st.builds(Persist, TEXT, SMALL_DB),
+)
 
 
 @settings(max_examples=100, deadline=None)
@@ -307,24 +314,33 @@ def test_a_batch_decodes_as_its_lines_do(first: int, changes, newline: bool) -> 
     assert [batch[i] for i in range(-len(batch), len(batch))] == expected + expected
 
 
-@settings(max_examples=60, deadline=None)
-@given(first=SEQ, changes=st.lists(PUTS, min_size=1, max_size=12), data=st.data())
-def test_a_batch_of_puts_is_held_as_columns(first: int, changes, data) -> None:
+@settings(max_examples=80, deadline=None)
+@given(first=SEQ, data=st.data(),
+       changes=st.lists(PUTS, min_size=1, max_size=12) | st.lists(COLUMNAR | CHANGES, min_size=1, max_size=12))
+def test_a_batch_of_changes_is_held_as_columns(first: int, changes, data) -> None:
     lines = [encode_event(first + i, TS + i, c) for i, c in enumerate(changes)]
     batch = decode_lines(lines)
     expected = [Event(first + i, TS + i, c) for i, c in enumerate(changes)]
-    assert isinstance(batch, PutColumns) and batch == expected
+    assert isinstance(batch, Columns) and batch == expected
+    assert batch.all_puts == all(type(c) is Put for c in changes)
     start = data.draw(st.integers(min_value=-15, max_value=15))
     stop = data.draw(st.integers(min_value=-15, max_value=15) | st.none())
     part = batch[start:stop]
-    assert isinstance(part, PutColumns) and list(part) == expected[start:stop]
+    assert isinstance(part, Columns) and list(part) == expected[start:stop]
     assert all(e.seq == part.first + i for i, e in enumerate(part))
+
+
+def test_a_transaction_or_a_clear_is_held_whole_in_the_columns() -> None:
+    for other in (Tx((Put("a", "1"), Delete("b", 2))), Clear(), Clear(3), FlushAll(), SwapDB(0, 1)):
+        batch = decode_lines([encode_event(1, TS, Put("a", "1")), encode_event(2, TS, other)])
+        assert isinstance(batch, Columns) and not batch.all_puts
+        assert [e.change for e in batch] == [Put("a", "1"), other] and batch[1].change == other
 
 
 def test_puts_out_of_sequence_are_not_columns() -> None:
     lines = [encode_event(seq, TS, Put("a", "1")) for seq in (1, 2, 4)]
     batch = decode_lines(lines)
-    assert not isinstance(batch, PutColumns)
+    assert not isinstance(batch, Columns)
     assert [e.seq for e in batch] == [1, 2, 4]
 
 
@@ -347,12 +363,19 @@ def test_indexing_columns_out_of_range_is_an_index_error() -> None:
         '{"seq":2,"ts":1,"op":"put","key":"a","value":"b","db":-1}',
         '{"seq":2,"ts":1,"op":"put","key":"a","value":"b","db":0.0}',
         '{"seq":2,"ts":1,"op":"put","key":"a"}',
+        '{"seq":2,"ts":1,"op":"expire","key":"a"}',
+        '{"seq":2,"ts":1,"op":"expire","key":"a","exp":null}',
+        '{"seq":2,"ts":1,"op":"del","key":2}',
+        '{"seq":2,"ts":1,"op":"persist"}',
+        '{"seq":2,"ts":1,"op":"nope","key":"a"}',
+        '{"seq":2,"ts":1,"op":"tx","changes":[{"op":"put","key":"a"}]}',
+        '{"seq":2,"ts":1,"op":"clear","db":-1}',
         '[2]',
     ],
 )
 def test_one_bad_record_among_puts_is_a_codec_error(bad: str) -> None:
     """The column checks are as strict as decode_line's: one wrong field anywhere and the batch is refused."""
-    good = [encode_event(1, TS, Put("a", "1")), encode_event(3, TS, Put("b", "2", TS, 1))]
+    good = [encode_event(1, TS, Put("a", "1")), encode_event(3, TS, Delete("b", 1))]
     with pytest.raises(CodecError):
         decode_lines([good[0], _framed(bad), good[1]])
 

@@ -9,13 +9,13 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
 from eventkv.events import (
     Clear,
+    Columns,
     Delete,
     Event,
     Expire,
     FlushAll,
     Persist,
     Put,
-    PutColumns,
     SwapDB,
     Tx,
     decode_lines,
@@ -391,11 +391,21 @@ EXPIRY = st.none() | st.integers(min_value=T, max_value=T + 5)
 @settings(max_examples=150, deadline=None)
 @given(
     before=st.lists(st.builds(Put, KEYS, st.just("old"), EXPIRY, st.sampled_from([0, 1]))),
-    puts=st.lists(st.builds(Put, KEYS, st.text(max_size=2), EXPIRY, st.sampled_from([0, 0, 1])), min_size=1),
+    puts=st.lists(st.builds(Put, KEYS, st.text(max_size=2), EXPIRY, st.sampled_from([0, 0, 1])), min_size=1)
+    | st.lists(st.one_of(
+        st.builds(Put, KEYS, st.text(max_size=2), EXPIRY, st.sampled_from([0, 0, 1])),
+        st.builds(Delete, KEYS, st.sampled_from([0, 1])),
+        st.builds(Expire, KEYS, st.integers(min_value=T, max_value=T + 5), st.sampled_from([0, 1])),
+        st.builds(Persist, KEYS, st.sampled_from([0, 1])),
+        st.builds(Clear, st.sampled_from([0, 1])),
+        st.just(FlushAll()),
+        st.just(SwapDB(0, 1)),
+        st.builds(lambda k, v: Tx((Put(k, v), Delete(v, 1))), KEYS, KEYS),
+    ), min_size=1),
     indexed=st.booleans(),
 )
-def test_a_batch_of_puts_folds_in_bulk_as_one_by_one(before, puts, indexed: bool) -> None:
-    """apply_records of PutColumns (dict.update in C) leaves exactly what apply of each change leaves."""
+def test_a_batch_of_simple_changes_folds_as_one_by_one(before, puts, indexed: bool) -> None:
+    """apply_records of Columns (puts: one dict.update in C) leaves exactly what apply of each change leaves."""
     bulk, single = Keyspaces(2), Keyspaces(2)
     for state in (bulk, single):
         for change in before:
@@ -404,7 +414,7 @@ def test_a_batch_of_puts_folds_in_bulk_as_one_by_one(before, puts, indexed: bool
             for ks in state.dbs:
                 ks.sorted_keys(T)
     batch = decode_lines([encode_event(i, T, c) for i, c in enumerate(puts, 1)])
-    assert isinstance(batch, PutColumns)
+    assert isinstance(batch, Columns)
     bulk.apply_records(batch)
     for change in puts:
         single.apply(change)
