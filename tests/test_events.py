@@ -25,11 +25,13 @@ from eventkv.events import (
     decode_header,
     decode_line,
     decode_lines,
+    dump_json,
     encode_event,
     encode_header,
     encode_put,
     event_to_json,
     flatten,
+    frame_line,
 )
 
 TS = 1_800_000_000_000
@@ -96,6 +98,7 @@ def test_encode_put_is_encode_event_of_a_put() -> None:
         assert encode_put(3, TS, *args) == encode_event(3, TS, Put(*args))
 
 
+
 def test_the_line_is_readable_json() -> None:
     line = encode_event(7, TS, Put("a", "1", TS + 7000))
     assert body(line) == {"seq": 7, "ts": TS, "op": "put", "key": "a", "value": "1", "exp": TS + 7000}
@@ -159,6 +162,18 @@ def test_lines_of_arbitrary_text_split_back_into_their_events(key: str, value: s
     data = b"".join(encode_event(i, TS, c) for i, c in enumerate(changes, 1))
     lines = [part + b"\n" for part in data.split(b"\n")[:-1]]
     assert [decode_line(x) for x in lines] == [Event(i, TS, c) for i, c in enumerate(changes, 1)]
+
+
+@settings(max_examples=150, deadline=None)
+@given(key=st.text(), value=st.text(), exp=EXP, db=DB)
+def test_encode_put_writes_the_json_of_the_event_object(key: str, value: str, exp, db: int) -> None:
+    """The put line, formatted by hand, is byte for byte what the JSON writer makes of the event's object."""
+    d = {"seq": 3, "ts": TS, "op": "put", "key": key, "value": value}
+    if exp is not None:
+        d["exp"] = exp
+    if db:
+        d["db"] = db
+    assert encode_put(3, TS, key, value, exp, db) == frame_line(dump_json(d))
 
 
 # --------------------------------------------------------------------------- damage
