@@ -1138,6 +1138,25 @@ class Transaction:
             s._after_write(seq)
         return seq
 
+    @contextlib.contextmanager
+    def savepoint(self) -> Iterator[Transaction]:
+        """A unit inside the transaction: if the block raises, what it did here is undone.
+
+        The writes (and reads) of the block stay in the transaction when it ends
+        normally; on an exception they are dropped and the exception passes on, the
+        transaction still open with what it held before the block (a ``batch`` run
+        inside an open transaction is all or nothing this way).
+        """
+        self._check_open()
+        saved = (dict(self._overlay), set(self._cleared), len(self._changes), dict(self._seen),
+                 dict(self._seen_alive), dict(self._seen_dbs))
+        try:
+            yield self
+        except BaseException:
+            self._overlay, self._cleared, kept, self._seen, self._seen_alive, self._seen_dbs = saved
+            del self._changes[kept:]
+            raise
+
     def rollback(self) -> None:
         """Discard the buffered changes."""
         self._check_open()

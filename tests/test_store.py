@@ -454,6 +454,48 @@ def test_with_transaction_commits_or_rolls_back(store: Store) -> None:
     assert store.get("d") == "4"
 
 
+def _savepoint_steps(tx) -> None:
+    tx.put("a", "1", ttl=None)
+    with tx.savepoint():
+        tx.put("b", "2", ttl=None)
+    with pytest.raises(RuntimeError):
+        with tx.savepoint():
+            tx.put("c", "3", ttl=None)
+            tx.delete("a")
+            tx.put_at("x", "9", None, db=1)
+            tx.clear()
+            assert tx.items() == []
+            raise RuntimeError("boom")
+    assert tx.is_open and sorted(tx.items()) == [("a", "1"), ("b", "2"), ("kept", "0")]
+    assert len(tx.changes) == 2
+
+
+@pytest.mark.parametrize("locked", [False, True])
+def test_a_savepoint_keeps_its_writes_or_on_an_exception_undoes_them(store: Store, locked: bool) -> None:
+    store.put("kept", "0", ttl=None)
+    if locked:
+        with store.atomic() as tx:
+            _savepoint_steps(tx)
+    else:
+        tx = store.begin()
+        _savepoint_steps(tx)
+        tx.commit()
+    assert sorted(store.items()) == [("a", "1"), ("b", "2"), ("kept", "0")] and store.db(1).items() == []
+
+
+def test_what_an_undone_savepoint_read_is_no_conflict(store: Store) -> None:
+    store.put("k", "0", ttl=None)
+    tx = store.begin()
+    with pytest.raises(RuntimeError):
+        with tx.savepoint():
+            tx.get("k")
+            raise RuntimeError("boom")
+    store.put("k", "changed elsewhere", ttl=None)
+    tx.put("other", "1", ttl=None)
+    tx.commit()  # the read was undone with its savepoint: no conflict
+    assert store.get("other") == "1"
+
+
 def test_a_conflict_in_with_transaction_raises(store: Store) -> None:
     with pytest.raises(ConflictError):
         with store.transaction() as tx:

@@ -26,7 +26,6 @@ from typing import Any, Protocol
 
 from eventkv.commands.aliases import AliasBook
 from eventkv.commands.core import NO_OUTPUT, Command, CommandError, CommandTable, Token, join, shown, tokenize_spans
-from eventkv.commands.savepoint import Savepoint
 from eventkv.commands.seed import SEED
 from eventkv.errors import EventKVError
 from eventkv.store import Database, Store, Transaction
@@ -61,7 +60,7 @@ class Session:
         self.tx: Transaction | None = None
         #: set by ``exit``: the frontend ends the session
         self.closed = False
-        self._batch: Transaction | Savepoint | None = None
+        self._batch: Transaction | None = None
         self.select(db)
 
     # ------------------------------------------------------------------ state
@@ -194,23 +193,22 @@ class Session:
             raise CommandError(f"ERR {e}") from None
 
     @contextlib.contextmanager
-    def staged(self) -> Iterator[Transaction | Savepoint]:
+    def staged(self) -> Iterator[Transaction]:
         """Run the block as one unit: all its writes are kept, or -- on an exception -- none.
 
         Outside a transaction: a locked transaction (``Database.atomic``) committed at
-        the end, one record.  Inside one: a ``Savepoint`` released into it at the end.
+        the end, one record.  Inside one: a savepoint of it (``Transaction.savepoint``).
         Commands run meanwhile read and write the unit (``target``).
         """
         if self._batch is not None:
             raise CommandError("ERR batch cannot be nested")
         if self.tx is not None:
-            savepoint = Savepoint(self.tx, self.store)
-            self._batch = savepoint
-            try:
-                yield savepoint
-            finally:
-                self._batch = None
-            savepoint.release()
+            with self.tx.savepoint() as tx:
+                self._batch = tx
+                try:
+                    yield tx
+                finally:
+                    self._batch = None
             return
         with self._database.atomic() as tx:
             self._batch = tx
