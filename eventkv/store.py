@@ -479,6 +479,7 @@ class Store(Database):
             self._load_files()
 
     def _load_files(self) -> None:
+        self._keyspaces.defer_index()
         after = 0
         snap_path = os.path.join(self.config.data_dir, snapshot.SNAPSHOT_NAME)
         if os.path.exists(snap_path):
@@ -495,6 +496,7 @@ class Store(Database):
                 f"(databases = {self.config.databases}); start with a larger 'databases' setting"
             ) from None
         self._last_seq = self._log.last_seq
+        self._keyspaces.build_index()
 
     def _start_background(self) -> None:
         self._expirer = threading.Thread(target=self._background_loop, name="eventkv-background", daemon=True)

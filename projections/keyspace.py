@@ -23,6 +23,11 @@ Theory of operation
   outnumber the live entries the index is rebuilt, so it never holds more than
   about twice the keys with a TTL.
 
+  A bulk load (a snapshot, a replay) defers the index (``defer_index``): only
+  ``_expires`` is kept meanwhile, and the index is built whole -- grouped in a
+  dict, sorted once -- when it is next needed, instead of an ordered insert per
+  expiry time.
+
 Expiry (DESIGN.md, invariant 5): a read of an expired key answers "absent" and drops
 it (lazy expiry); ``expire_due(now, limit)`` pops due keys from the front of the
 index, at most ``limit`` of them -- work proportional to what expires, never a scan
@@ -113,6 +118,9 @@ class Keyspace:
                 self._set_expiry(key, expire_at)
 
     def _set_expiry(self, key: str, expire_at: int) -> None:
+        if self._buckets is None:  # the index is built later (a bulk load is going on)
+            self._expires[key] = expire_at
+            return
         bucket = self._buckets.get(expire_at)
         if bucket is None:
             self._buckets[expire_at] = [expire_at, key]
@@ -125,8 +133,9 @@ class Keyspace:
         if self._stale > 1024 and self._stale > len(self._expires):
             self._rebuild_index()
 
-    def _rebuild_index(self) -> None:
-        buckets: Any = SortedDict()
+    def _rebuild_index(self) -> Any:
+        """Build the expiry index anew from ``_expires`` (grouped in a dict, then sorted once, in C)."""
+        buckets: dict[int, list[Any]] = {}
         expires = self._expires
         for key, t in expires.items():
             bucket = buckets.get(t)
@@ -135,8 +144,23 @@ class Keyspace:
             else:
                 expires[key] = bucket[0]
                 bucket.append(key)
-        self._buckets = buckets
+        self._buckets = SortedDict(buckets)
         self._stale = 0
+        return self._buckets
+
+    def defer_index(self) -> None:
+        """Stop maintaining the expiry index until it is next needed, then build it whole.
+
+        For bulk loads (a snapshot, a replay): one sort at the end instead of an
+        ordered insert per expiry time.  Writes keep ``_expires`` exact meanwhile.
+        """
+        self._buckets = None
+        self._stale = 0
+
+    def expiry_index(self) -> Any:
+        """The expiry index (a ``SortedDict`` of buckets), built now if it was deferred."""
+        buckets = self._buckets
+        return self._rebuild_index() if buckets is None else buckets
 
     def delete(self, key: str) -> bool:
         """Remove ``key``; True if it was held (expired or not).  O(1)."""
@@ -166,7 +190,8 @@ class Keyspace:
         """Remove every key.  O(1) (the old structures are dropped whole)."""
         self._data = {}
         self._expires = {}
-        self._buckets = SortedDict()
+        if self._buckets is not None:
+            self._buckets = SortedDict()
         self._stale = 0
         if self._index is not None:
             self._index = SortedList()
@@ -218,7 +243,7 @@ class Keyspace:
         popped (stale entries included): never a scan of all keys.
         """
         removed: list[tuple[str, int]] = []
-        buckets = self._buckets
+        buckets = self.expiry_index()
         expires = self._expires
         data = self._data
         budget = limit if limit is not None else -1
@@ -254,16 +279,18 @@ class Keyspace:
         """Keys expired at ``now`` but still held (not yet removed).  O(due index entries)."""
         expires = self._expires
         n = 0
-        for t in self._buckets.irange(maximum=now):
-            bucket = self._buckets[t]
+        buckets = self.expiry_index()
+        for t in buckets.irange(maximum=now):
+            bucket = buckets[t]
             n += sum(1 for i in range(1, len(bucket)) if expires.get(bucket[i]) == t)
         return n
 
     def next_expiry(self) -> int | None:
         """The earliest expiry time in the index (possibly of a stale entry).  O(log n)."""
-        if not self._buckets:
+        buckets = self.expiry_index()
+        if not buckets:
             return None
-        t: int = self._buckets.peekitem(0)[0]
+        t: int = buckets.peekitem(0)[0]
         return t
 
     def size(self, now: int) -> int:
@@ -396,6 +423,16 @@ class Keyspaces:
                 self.apply(inner)
         else:
             raise TypeError(f"not a change: {change!r}")
+
+    def defer_index(self) -> None:
+        """``Keyspace.defer_index`` of every database: before a bulk load."""
+        for ks in self.dbs:
+            ks.defer_index()
+
+    def build_index(self) -> None:
+        """Build every database's deferred expiry index now: after a bulk load."""
+        for ks in self.dbs:
+            ks.expiry_index()
 
     def apply_records(self, events: Sequence[Event]) -> None:
         """Fold a batch of events in order (``apply`` of each change); ``Columns`` without an object per record."""

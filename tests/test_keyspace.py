@@ -422,6 +422,39 @@ def test_a_batch_of_simple_changes_folds_as_one_by_one(before, puts, indexed: bo
     assert [ks.sorted_keys(T) for ks in bulk.dbs] == [ks.sorted_keys(T) for ks in single.dbs]
 
 
+@settings(max_examples=100, deadline=None)
+@given(changes=st.lists(st.one_of(
+    st.builds(Put, KEYS, st.text(max_size=2), EXPIRY, st.sampled_from([0, 1])),
+    st.builds(Delete, KEYS, st.sampled_from([0, 1])),
+    st.builds(Expire, KEYS, st.integers(min_value=T, max_value=T + 5), st.sampled_from([0, 1])),
+    st.builds(Persist, KEYS, st.sampled_from([0, 1])),
+    st.builds(Clear, st.sampled_from([0, 1])),
+    st.just(SwapDB(0, 1)),
+)))
+def test_a_deferred_expiry_index_ends_as_a_maintained_one(changes) -> None:
+    """A bulk load that builds the expiry index at its end expires the same keys at the same times."""
+    deferred, maintained = Keyspaces(2), Keyspaces(2)
+    deferred.defer_index()
+    for change in changes:
+        deferred.apply(change)
+        maintained.apply(change)
+    deferred.build_index()
+    assert [sorted(ks.held()) for ks in deferred.dbs] == [sorted(ks.held()) for ks in maintained.dbs]
+    for now in range(T, T + 7):
+        assert [sorted(ks.expire_due(now)) for ks in deferred.dbs] == [
+            sorted(ks.expire_due(now)) for ks in maintained.dbs]
+    assert all(index_entries(ks) == 0 for ks in deferred.dbs)
+
+
+def test_a_deferred_index_is_built_by_the_first_reader_that_needs_it() -> None:
+    ks = Keyspace()
+    ks.defer_index()
+    ks.set("a", "1", T + 5)
+    ks.set("b", "1", T + 5)
+    assert ks.next_expiry() == T + 5 and index_entries(ks) == 2
+    assert ks._expires["a"] is ks._expires["b"]  # keys of one millisecond share its int again
+
+
 def test_apply_records_of_events_applies_each() -> None:
     state = Keyspaces(2)
     state.apply_records([Event(1, T, Put("a", "1")), Event(2, T, Delete("a")), Event(3, T, Put("b", "2", None, 1))])

@@ -615,6 +615,7 @@ class Timeline:
         while True:
             base = self._base_for(cat, seq, below, frozenset(bad))
             state = Keyspaces(databases)
+            state.defer_index()  # built only if a reader asks what expires when
             if base == 0:
                 return 0, state, None
             snap = next(s for s in cat.bases() if s.seq == base)
