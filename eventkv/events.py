@@ -261,6 +261,26 @@ def _db(d: dict[str, Any]) -> int:
 
 
 def _change(d: dict[str, Any]) -> Change:
+    """The change of one JSON object; CodecError naming the problem if it is not a valid one."""
+    # The common shapes first, checked inline; anything else (or anything wrong)
+    # goes through the checks below, which name the problem.
+    op = d.get("op")
+    if op == "put":
+        key, value, exp, db = d.get("key"), d.get("value"), d.get("exp"), d.get("db", 0)
+        if (type(key) is str and type(value) is str and (exp is None or type(exp) is int)
+                and type(db) is int and db >= 0):
+            return _new(Put, (key, value, exp, db))
+    elif op == "del":
+        key, db = d.get("key"), d.get("db", 0)
+        if type(key) is str and type(db) is int and db >= 0:
+            return _new(Delete, (key, db))
+    return _checked_change(d)
+
+
+_new: Any = tuple.__new__  # makes a NamedTuple from its fields without a Python-level __new__ call
+
+
+def _checked_change(d: dict[str, Any]) -> Change:
     op = d.get("op")
     if op == "put":
         return Put(_str(d, "key"), _str(d, "value"), _opt_int(d, "exp"), _db(d))
@@ -284,10 +304,10 @@ def _change(d: dict[str, Any]) -> Change:
         return SwapDB(a, b)
     if op == "tx":
         changes = d.get("changes")
-        if not isinstance(changes, list) or not all(isinstance(c, dict) for c in changes):
+        if type(changes) is not list or not set(map(type, changes)) <= {dict}:
             raise CodecError("tx needs a list of changes")
-        inner = tuple(_change(c) for c in changes)
-        if any(type(c) is Tx for c in inner):
+        inner = tuple(map(_change, changes))
+        if Tx in set(map(type, inner)):
             raise CodecError("nested tx")
         return Tx(inner)
     raise CodecError(f"unknown op {op!r}")
