@@ -22,8 +22,8 @@ Where history lives (``eventkv.compact`` explains how files get there):
 
 Reading a segment maps the file and works on byte offsets: a record is found by
 bisection on sequence number or time in O(log n) decodes (``locate_seq``,
-``last_at_or_before``), a range of records is decoded in batches of about a
-megabyte (``read_events``), and ``read_candidates`` decodes only the lines that
+``last_at_or_before``), a range of records is decoded in batches of
+``eventkv.log.BATCH_BYTES`` (``read_events``), and ``read_candidates`` decodes only the lines that
 hold given bytes -- the encoded form of a key -- which is what makes one key's
 history or value at a point cheap on a long log.
 """
@@ -41,10 +41,10 @@ from eventkv import snapshot as snapshot_module
 from eventkv.compact import ARCHIVE
 from eventkv.errors import EventKVError, LogCorruptError
 from eventkv.events import CodecError, Event, decode_header, decode_line
-from eventkv.log import LOG_NAME, decode_batch, sealed_segments, valid_records
+from eventkv.log import BATCH_BYTES, LOG_NAME, decode_batch, sealed_segments, valid_records
 
 _ARCHIVED_SNAPSHOT = re.compile(r"^snapshot\.(\d+)\.db$")
-_BATCH_BYTES = 1 << 20  # decode about a megabyte of lines at a time
+
 
 class SegmentDamage(LogCorruptError):
     """Damage in a log segment, with where it is and what follows it (for verify and repair)."""
@@ -309,7 +309,7 @@ def _batches(path: str, buf: bytes, pos: int, end: int, expected: int, *,
     ``tail_ok``, which ends the reading silently (the caller knows it from the catalog).
     """
     while pos < end:
-        cut = buf.rfind(b"\n", pos, min(pos + _BATCH_BYTES, end)) + 1
+        cut = buf.rfind(b"\n", pos, min(pos + BATCH_BYTES, end)) + 1
         if cut <= pos:
             nl = buf.find(b"\n", pos, end)
             if nl < 0:
@@ -452,7 +452,7 @@ def read_events(seg: SegmentFile, start: int, stop: int, *, data_dir: str | None
 
 def read_batches(seg: SegmentFile, start: int, stop: int, *, data_dir: str | None = None,
                  progress: Callable[[int], None] | None = None) -> Iterator[Sequence[Event]]:
-    """``read_events`` in lists of about a megabyte of records (the replay's hot loop runs over lists)."""
+    """``read_events`` in lists of about ``BATCH_BYTES`` of records (the replay's hot loop runs over lists)."""
     start, stop = max(start, seg.first), min(stop, seg.last)
     if start > stop:
         return
