@@ -44,7 +44,8 @@ for it pays neither its memory (about 9 bytes a key) nor its insert cost.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, KeysView, Sequence
+from itertools import compress
 from typing import Any
 
 from sortedcontainers import SortedDict, SortedList
@@ -361,6 +362,26 @@ class Keyspace:
         expires = self._expires
         for key, value in self._data.items():
             yield key, value, expires.get(key)
+
+    def visible_columns(self, now: int, keys: list[str] | None = None,
+                        ) -> tuple[list[str], list[str], list[int | None]]:
+        """``(keys, values, expiries)`` of the keys visible at ``now``, in key order; without dropping any.
+
+        With ``keys``: of those of them that are visible, in the order given.  The
+        columns are made in C (a sort, two lookups a key); O(n log n).
+        """
+        names = sorted(self._data) if keys is None else [k for k in keys if k in self._data]
+        values = list(map(self._data.__getitem__, names))
+        expiries = list(map(self._expires.get, names))
+        if self._expires and min(self._expires.values()) <= now:
+            keep = [e is None or e > now for e in expiries]
+            names, values, expiries = (list(compress(names, keep)), list(compress(values, keep)),
+                                       list(compress(expiries, keep)))
+        return names, values, expiries
+
+    def held_keys(self) -> KeysView[str]:
+        """Every held key, expired or not (a live view: do not change the keyspace while iterating it)."""
+        return self._data.keys()
 
     def counts(self) -> tuple[int, int]:
         """(keys held, keys held with an expiry), without dropping anything.  O(1)."""

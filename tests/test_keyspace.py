@@ -455,6 +455,16 @@ def test_a_deferred_index_is_built_by_the_first_reader_that_needs_it() -> None:
     assert ks._expires["a"] is ks._expires["b"]  # keys of one millisecond share its int again
 
 
+def test_visible_columns_are_sorted_leave_out_expired_keys_and_drop_nothing() -> None:
+    ks = Keyspace()
+    for key, exp in (("c", None), ("a", T + 10), ("b", T + 1), ("d", T + 2)):
+        ks.set(key, key.upper(), exp)
+    assert ks.visible_columns(T) == (["a", "b", "c", "d"], ["A", "B", "C", "D"], [T + 10, T + 1, None, T + 2])
+    assert ks.visible_columns(T + 1) == (["a", "c", "d"], ["A", "C", "D"], [T + 10, None, T + 2])
+    assert ks.visible_columns(T + 1, ["d", "b", "zz", "a"]) == (["d", "a"], ["D", "A"], [T + 2, T + 10])
+    assert len(ks) == 4 and sorted(ks.held_keys()) == ["a", "b", "c", "d"]
+
+
 def test_apply_records_of_events_applies_each() -> None:
     state = Keyspaces(2)
     state.apply_records([Event(1, T, Put("a", "1")), Event(2, T, Delete("a")), Event(3, T, Put("b", "2", None, 1))])

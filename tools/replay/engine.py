@@ -46,6 +46,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from itertools import repeat
 from typing import NamedTuple, Protocol
 
 from eventkv import snapshot as snapshot_module
@@ -272,10 +273,6 @@ def _identity(path: str, databases: int) -> tuple[str, int, int, int, int, int] 
     return (path, st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, databases)
 
 
-def _first(row: tuple[str, str, int | None]) -> str:
-    return row[0]
-
-
 class State:
     """The state at a position: the folded databases, read as they were at ``position.now``."""
 
@@ -289,38 +286,37 @@ class State:
 
     def items(self, db: int | None = None, keys: KeyFilter | None = None) -> list[Item]:
         """The visible keys, sorted by database and key.  O(k log k) for k keys held."""
-        keys = keys or self.keys
         out: list[Item] = []
         with quiet_gc():
-            for index, rows in self._rows(db, keys):
-                rows.sort(key=_first)  # keys are unique: sorting on the key alone is enough (and fast)
-                out.extend([Item(index, k, v, e) for k, v, e in rows])
+            for index, (names, values, expiries) in self._columns(db, keys or self.keys):
+                out.extend(map(tuple.__new__, repeat(Item), zip(repeat(index), names, values, expiries, strict=False)))
         return out
 
     def visible(self, db: int | None = None, keys: KeyFilter | None = None,
                 ) -> dict[tuple[int, str], tuple[str, int | None]]:
-        """``{(db, key): (value, expire_at)}`` of the visible keys, unordered.  O(keys held)."""
+        """``{(db, key): (value, expire_at)}`` of the visible keys.  O(keys held)."""
+        out: dict[tuple[int, str], tuple[str, int | None]] = {}
         with quiet_gc():
-            return {(index, k): (v, e) for index, rows in self._rows(db, keys or self.keys) for k, v, e in rows}
+            for index, (names, values, expiries) in self._columns(db, keys or self.keys):
+                pairs = zip(values, expiries, strict=True)
+                out.update(zip(zip(repeat(index), names, strict=False), pairs, strict=True))
+        return out
 
-    def _rows(self, db: int | None, keys: KeyFilter) -> Iterator[tuple[int, list[tuple[str, str, int | None]]]]:
-        """(db, [(key, value, expire_at), ...]) of the visible keys of each database asked for."""
+    def _columns(self, db: int | None, keys: KeyFilter,
+                 ) -> Iterator[tuple[int, tuple[list[str], list[str], list[int | None]]]]:
+        """(db, (keys, values, expiries)) of the visible keys of each database asked for, in key order."""
         now = self.position.now
         for index, ks in enumerate(self.keyspaces.dbs):
             if db is not None and index != db:
                 continue
             if keys.key is not None:
-                held = ks.peek(keys.key)
-                if held is not None and (held[1] is None or held[1] > now):
-                    yield index, [(keys.key, held[0], held[1])]
-                continue
-            if keys.everything:
-                rows = [r for r in ks.held() if r[2] is None or r[2] > now]
+                columns = ks.visible_columns(now, [keys.key])
+            elif keys.everything:
+                columns = ks.visible_columns(now)
             else:
-                matches = keys.matches
-                rows = [r for r in ks.held() if (r[2] is None or r[2] > now) and matches(r[0])]
-            if rows:
-                yield index, rows
+                columns = ks.visible_columns(now, sorted(filter(keys.matches, ks.held_keys())))
+            if columns[0]:
+                yield index, columns
 
 
 @dataclass
