@@ -100,14 +100,26 @@ class Metrics:
         """One executed command; with ``args`` (the command's words, name first) it may enter the slow log."""
         self.commands[(frontend, command, "ok" if ok else "error")] += 1
         self.total_commands += 1
-        histogram = self.latency.get(frontend)
-        if histogram is None:
-            histogram = self.latency[frontend] = Histogram()
-        histogram.observe(seconds)
+        self.histogram(frontend).observe(seconds)
         if args:
             micros = int(seconds * 1_000_000)
             if micros >= self.slowlog.threshold_us >= 0:
                 self.slowlog.record(micros, args, client)
+
+    def histogram(self, frontend: str) -> Histogram:
+        """The latency histogram of ``frontend``'s commands (made on first use)."""
+        histogram = self.latency.get(frontend)
+        if histogram is None:
+            histogram = self.latency[frontend] = Histogram()
+        return histogram
+
+    def count(self, key: tuple[str, str, str], n: int = 1) -> None:
+        """``n`` more commands under ``(frontend, command, status)``, their latency observed apart.
+
+        What ``record`` counts, for a frontend that counts a batch of commands at once.
+        """
+        self.commands[key] += n
+        self.total_commands += n
 
     def hit(self, found: bool) -> None:
         if found:

@@ -6,6 +6,7 @@ results and error messages."""
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
@@ -54,15 +55,23 @@ HEAVY = settings(max_examples=100, deadline=None, suppress_health_check=[HealthC
 Outcome = tuple[list[list[bytes]], str | None]
 
 
-def run(chunks: Iterable[bytes], hiredis: bool, **limits: int) -> Outcome:
-    """Feed the chunks one by one, draining commands after each: (commands, error message or None)."""
+def run(chunks: Iterable[bytes], hiredis: bool, *, receive: bool = False, **limits: int) -> Outcome:
+    """Feed the chunks one by one, draining commands after each: (commands, error message or None).
+
+    ``receive``: hand each chunk over with ``receive()``, as the server does, instead of ``feed()``
+    and ``commands()``."""
     parser = make_request_parser(use_hiredis=hiredis, **limits)
     out: list[list[bytes]] = []
     try:
         for chunk in chunks:
-            parser.feed(chunk)
-            while batch := parser.commands():  # an error after some commands is raised by the next call
+            if receive:
+                batch = parser.receive(chunk)
+            else:
+                parser.feed(chunk)
+                batch = parser.commands()
+            while batch:  # an error after some commands is raised by the next call
                 out.extend(batch)
+                batch = parser.commands()
     except ProtocolError as e:
         return out, str(e)
     return out, None
@@ -453,6 +462,76 @@ def test_hiredis_parser_returns_a_pipelined_batch_in_one_call(monkeypatch: pytes
     assert parser.buffered == 0
 
 
+@SKIP_NO_HIREDIS
+def test_receive_decodes_a_small_read_of_whole_requests_without_the_buffer(monkeypatch: pytest.MonkeyPatch) -> None:
+    parser = make_request_parser(use_hiredis=True)
+
+    def no_feed(self: HiredisRequestParser, data: bytes) -> None:
+        raise AssertionError("the buffer was used")
+
+    monkeypatch.setattr(HiredisRequestParser, "feed", no_feed)
+    read = encode_command("SET", "k", "v") + b"*0\r\n" + encode_command(b"GET", b"\xff\r\n*1\r\n")
+    assert parser.receive(read) == [[b"SET", b"k", b"v"], [b"GET", b"\xff\r\n*1\r\n"]]
+    assert parser.receive(encode_command("PING")) == [[b"PING"]]
+    assert parser.buffered == 0 and parser.commands() == []
+
+
+class SpyReader:
+    """Stands for receive()'s hiredis reader: records what it is fed, decodes nothing."""
+
+    def __init__(self) -> None:
+        self.fed: list[bytes] = []
+
+    def feed(self, data: bytes, *span: int) -> None:
+        self.fed.append(bytes(data))
+
+    def gets(self) -> object:
+        return False
+
+
+@SKIP_NO_HIREDIS
+@pytest.mark.parametrize(
+    "read",
+    [
+        encode_command("SET", "k", "v")[:-3],  # part of a frame
+        encode_command("GET", "a") + encode_command("GET", "b")[:5],
+        b"*1\r\n+PING\r\n",  # hiredis takes these, the reference parser does not
+        b"*1\r\n=8\r\ntxt:PING\r\n",
+        b"*1\r\n(123\r\n",
+        b"*1\r\n$4\r\nPINGXY",
+        b"*2\r\n$3\r\nGET\r\n$1\r\nk\r\n*1\r\n$4\r\nPINGXY",
+        b"~1\r\n$4\r\nPING\r\n",
+        b"*-1\r\n",
+        b"*0\r\n",
+        b"PING\r\n",
+        b"*2\r\n$3\r\nGET\r\n*4000000000\r\n",
+        encode_command("SET", "k", "x" * 2000),  # more than 1 KiB
+        encode_command("MSET", "a", "1", "b", "2"),  # more arguments than SMALL_LIMITS allow
+        encode_command("SET", "k", "x" * 30),  # a longer argument than SMALL_LIMITS allow
+    ],
+)
+def test_receive_agrees_with_feed_and_commands(read: bytes) -> None:
+    for limits in ({}, SMALL_LIMITS, {"max_buffer": 16}):
+        for chunks in ([read, read], [read[:3], read[3:] + read], bytewise(read)):
+            expected = run(chunks, False, **limits)
+            assert run(chunks, True, receive=True, **limits) == run(chunks, True, **limits) == expected
+
+
+@SKIP_NO_HIREDIS
+@pytest.mark.parametrize("inner", [b"*4000000000\r\n", b"%1000\r\n", b"~12345\r\n"])
+def test_receive_never_feeds_hiredis_a_large_aggregate_count(inner: bytes) -> None:
+    for read in (b"*2\r\n" + inner, inner + b"$1\r\nx\r\n", encode_command("GET", "k") + b"*1\r\n" + inner):
+        parser = make_request_parser(use_hiredis=True)
+        assert isinstance(parser, HiredisRequestParser)
+        spy = SpyReader()
+        parser._spare = spy
+        with contextlib.suppress(ProtocolError):
+            batch = parser.receive(read)
+            while batch:
+                batch = parser.commands()
+        assert spy.fed == []
+
+
 BATCH = b"".join(encode_command(b"SET", b"k%d" % i, b"v") for i in range(40))
 BATCH_COMMANDS = [[b"SET", b"k%d" % i, b"v"] for i in range(40)]
 
@@ -546,6 +625,8 @@ commands_st = st.lists(st.lists(arg_bytes, min_size=1, max_size=5), min_size=1, 
 # The property tests run every available parser inside each example (generating the examples is
 # what costs time here), so they need no parametrization.
 IMPLEMENTATIONS = [False, True] if HIREDIS_AVAILABLE else [False]
+#: (hiredis, receive): every parser, fed with feed() + commands() and with receive()
+WAYS = [(hiredis, receive) for hiredis in IMPLEMENTATIONS for receive in (False, True)]
 
 
 @FAST
@@ -553,9 +634,9 @@ IMPLEMENTATIONS = [False, True] if HIREDIS_AVAILABLE else [False]
 def test_encode_then_parse_roundtrip_under_any_split(commands: list[list[bytes]], data: Any) -> None:
     stream = b"".join(encode_command(*c) for c in commands)
     points = data.draw(st.lists(st.integers(0, len(stream)), max_size=20))
-    for hiredis in IMPLEMENTATIONS:
-        assert run([stream], hiredis) == (commands, None)
-        assert run(split_at(stream, points), hiredis) == (commands, None)
+    for hiredis, receive in WAYS:
+        assert run([stream], hiredis, receive=receive) == (commands, None)
+        assert run(split_at(stream, points), hiredis, receive=receive) == (commands, None)
 
 
 @settings(max_examples=20, deadline=None)
@@ -583,7 +664,7 @@ SMALL_LIMITS = {"max_bulk_len": 24, "max_args": 4, "max_inline_len": 16}
 
 
 def outcomes(chunks: Sequence[bytes], limits: dict[str, int]) -> list[Outcome]:
-    return [run(chunks, hiredis, **limits) for hiredis in IMPLEMENTATIONS]
+    return [run(chunks, hiredis, receive=receive, **limits) for hiredis, receive in WAYS]
 
 
 @FAST

@@ -63,6 +63,7 @@ from projections.keyspace import prefix_end
 
 if TYPE_CHECKING:
     from eventkv.logging import CommandLog
+    from eventkv.metrics import Metrics
 
 
 class Status(str):
@@ -239,6 +240,19 @@ class RedisSession(Session):
         """True when a command may go straight to its handler: no queue, no password due, no command log."""
         return self.multi is None and self.authenticated and self.command_log is None
 
+    @property
+    def direct(self) -> Database | None:
+        """The database a plain ``GET``/``SET`` may run on with ``plain_get``/``plain_set``, skipping dispatch.
+
+        The selected database when a command may go straight to its handler (``fast_ok``)
+        and no transaction or batch is open; None otherwise.  It changes only when a
+        command other than those runs (``SELECT``, ``MULTI``, ``AUTH``, ``begin``...).
+        """
+        if not self.fast_ok:
+            return None
+        target = self.target
+        return target if isinstance(target, Database) else None
+
     def execute(self, argv: Sequence[str]) -> Any:
         if self.command_log is not None:
             return self._logged(argv, lambda: self._execute(argv))
@@ -384,15 +398,32 @@ def _expire_at(session: Session, option: str, text: str, command: str) -> int:
 # --------------------------------------------------------------------- strings
 
 
-def _get(session: Session, args: list[str]) -> Any:
-    value = session.target.get(args[0])
-    session.store.metrics.hit(value is not None)  # INFO's keyspace_hits / keyspace_misses
+def plain_get(target: Any, metrics: Metrics, key: str) -> str | None:
+    """``GET key`` on ``target`` (a database, a transaction, a batch): the value, counted as a hit or a miss.
+
+    The whole of GET: the handler calls it, and so does a frontend's hot path
+    (``RedisSession.direct``), so that both give the same reply and the same counts.
+    """
+    value: str | None = target.get(key)
+    metrics.hit(value is not None)  # INFO's keyspace_hits / keyspace_misses
     return value
+
+
+def plain_set(target: Any, key: str, value: str) -> None:
+    """``SET key value`` without options on ``target``: the key never expires (no default TTL), as in Redis.
+
+    The handler's hot path, and a frontend's (``RedisSession.direct``): the same event either way.
+    """
+    target.put(key, value, None)
+
+
+def _get(session: Session, args: list[str]) -> Any:
+    return plain_get(session.target, session.store.metrics, args[0])
 
 
 def _set(session: Session, args: list[str]) -> Any:
     if len(args) == 2:  # the hot path
-        session.target.put(args[0], args[1], None)
+        plain_set(session.target, args[0], args[1])
         return NO_OUTPUT
     key, value = args[0], args[1]
     condition = ""
@@ -1448,5 +1479,7 @@ __all__ = [
     "Status",
     "arity_error",
     "integer",
+    "plain_get",
+    "plain_set",
     "unknown_command_error",
 ]

@@ -75,7 +75,9 @@ decode complete multibulk frames.  Its result is accepted only when the frame
 bytes are exactly the canonical encoding of what hiredis returned; everything
 else (partial frames, malformed frames, inline commands) goes through the
 pure-Python code, which is therefore the reference for every result and every
-error message.
+error message.  A server hands each read to ``receive`` (``feed``, then
+``commands``): a small read of whole frames -- one request, a short pipeline -- is
+then decoded and checked as it is, without going through the buffer.
 """
 
 from __future__ import annotations
@@ -407,6 +409,14 @@ class RequestParser:
             self._error = e
             raise
 
+    def receive(self, data: bytes) -> list[list[bytes]]:
+        """``feed(data)``, then ``commands()``: what a server does with each read, in one call.
+
+        Raises ProtocolError as they do; an error that follows complete commands is, as always,
+        raised by the next ``commands()`` call."""
+        self.feed(data)
+        return self.commands()
+
     def commands(self) -> list[list[bytes]]:
         """All complete commands currently buffered, in order.
 
@@ -574,6 +584,22 @@ _RISKY_TABLE: Final = bytes(42 if c in b"*%~>|" else 48 if 48 <= c <= 57 else 12
 _RISKY: Final = b"*0000"
 
 
+def _canonical(frames: list[Any]) -> bytes:
+    """The canonical multibulk encoding of ``frames`` -- ``hiredis.pack_command`` of each, joined --
+    written out here because it is twice as fast for small arguments.  TypeError unless every
+    frame is a list (or tuple) of bytes; IndexError for a frame of 1024 arguments or more or an
+    argument of 1 KiB or more."""
+    out: list[bytes] = []
+    add = out.append
+    for frame in frames:
+        add(_ARRAY_HEADERS[len(frame)])
+        for arg in frame:
+            add(_BULK_HEADERS[len(arg)])
+            add(arg)
+            add(b"\r\n")
+    return b"".join(out)
+
+
 class HiredisRequestParser(RequestParser):
     """A :class:`RequestParser` that lets ``hiredis.Reader`` decode complete multibulk frames.
 
@@ -614,6 +640,63 @@ class HiredisRequestParser(RequestParser):
         self._hr_start = -1  # buffer offset where the reader's unreturned input starts
         self._hr_fed = -1  # buffer offset up to which the reader has been fed
         self._pack: Callable[[tuple[bytes, ...]], bytes] = _hiredis.pack_command
+        self._spare: Any = _hiredis.Reader()  # receive()'s reader: it holds nothing between calls
+        #: no read receive() decodes can break a limit (see _within_limits)
+        self._small_ok = self._max_args >= 999 and self._max_bulk_len >= _HIREDIS_MIN_CHUNK
+
+    def receive(self, data: bytes) -> list[list[bytes]]:
+        """``feed(data)``, then ``commands()`` (see :meth:`RequestParser.receive`).
+
+        Fast path: when nothing is buffered and ``data`` is a small read (at most 1 KiB) of whole
+        multibulk frames -- a client sending one request, or a short pipeline -- hiredis decodes
+        ``data`` itself and one comparison accepts the frames (as in :meth:`_batch`), without the
+        buffer.  Anything else (part of a frame, an inline command, a frame hiredis or the
+        comparison refuses) takes the ordinary path, which decides."""
+        if (
+            type(data) is bytes
+            and self._pos == len(self._buf)
+            and not self._mb_left
+            and self._error is None
+            and len(data) <= _HIREDIS_MIN_CHUNK
+            and len(data) <= self._max_buffer
+            and data[:1] == b"*"
+            and data.translate(_RISKY_TABLE).find(_RISKY) < 0
+        ):
+            reader = self._spare
+            frames: list[list[bytes]] = []
+            try:
+                reader.feed(data)
+                while (frame := reader.gets()) is not False:
+                    frames.append(frame)
+            except Exception:  # hiredis.ProtocolError, or anything else hiredis may raise
+                frames = []
+            if frames and self._packed(frames) == data and (self._small_ok or self._within_limits(frames, len(data))):
+                return frames if all(frames) else [f for f in frames if f]  # *0 frames are skipped
+            self._spare = _hiredis.Reader()  # it may hold part of a frame
+        self.feed(data)
+        return self.commands()
+
+    def _within_limits(self, frames: list[list[bytes]], size: int) -> bool:
+        """True unless one of the frames hiredis decoded (``size`` bytes encoded) has more arguments
+        than ``max_args`` or an argument longer than ``max_bulk_len``."""
+        # hiredis is never fed a count of 1000 or more, so max_args >= 999 needs no check.
+        return (self._max_args >= 999 or max(map(len, frames)) <= self._max_args) and (
+            size <= self._max_bulk_len or all(len(a) <= self._max_bulk_len for f in frames for a in f)
+        )
+
+    def _packed(self, frames: list[Any]) -> bytes:
+        """The canonical encoding of what hiredis returned (``pack_command`` of each frame), or b""
+        when it cannot be one: an element that is not bytes (None, an int, a nested list...)."""
+        try:
+            return _canonical(frames)
+        except IndexError:  # an argument of 1 KiB or more: pack_command it
+            pass
+        except TypeError:
+            return b""
+        try:
+            return b"".join(map(self._pack, map(tuple, frames)))
+        except Exception:  # elements hiredis can return but pack_command rejects
+            return b""
 
     def _shift(self, n: int) -> None:
         super()._shift(n)
@@ -666,15 +749,8 @@ class HiredisRequestParser(RequestParser):
         except Exception:  # hiredis.ProtocolError, or anything else hiredis may raise
             return self._python_takes_over(count, body)
         if type(frame) is list:
-            try:
-                packed = self._pack(tuple(frame))
-            except Exception:  # elements hiredis can return but pack_command rejects (None, lists...)
-                packed = b""
-            if (
-                packed
-                and buf.startswith(packed, pos)
-                and (len(packed) <= self._max_bulk_len or all(len(a) <= self._max_bulk_len for a in frame))
-            ):
+            packed = self._packed([frame])
+            if packed and buf.startswith(packed, pos) and self._within_limits([frame], len(packed)):
                 self._pos = self._hr_start = pos + len(packed)
                 return frame
         return self._python_takes_over(count, body)
@@ -692,12 +768,16 @@ class HiredisRequestParser(RequestParser):
             raise self._error
         out: list[list[bytes]] = []
         batching = True
-        while True:
+        buf = self._buf
+        while self._pos < len(buf):  # all consumed: done, without asking for more (the common case)
             if batching and not self._mb_left:
                 pos = self._pos
                 batch = self._batch()
                 if batch:
-                    out += batch
+                    if out:
+                        out += batch
+                    else:
+                        out = batch
                     continue
                 if batch is not None and self._pos != pos:  # only *0 frames were consumed
                     continue
@@ -712,6 +792,7 @@ class HiredisRequestParser(RequestParser):
             if cmd is NEED_DATA:
                 return out
             out.append(cmd)
+        return out
 
     def _batch(self) -> list[list[bytes]] | None:
         """Decode with hiredis the complete frames in the window of at most ``_HIREDIS_MAX_FRAME``
@@ -737,6 +818,15 @@ class HiredisRequestParser(RequestParser):
         gets = reader.gets
         limit = pos + _HIREDIS_MAX_FRAME
         try:
+            if (
+                self._hr_fed == pos
+                and end - pos <= _HIREDIS_MIN_CHUNK
+                and (buf[pos:] if pos else buf).translate(_RISKY_TABLE).find(_RISKY) < 0
+            ):
+                # The common case (a read of whole requests): the reader has nothing pending and the
+                # rest of the buffer is one chunk, fed at once; the loop below then only drains it.
+                reader.feed(buf, pos, end - pos)
+                self._hr_fed = end
             while True:
                 frame = gets()
                 if frame is not False:
@@ -765,17 +855,8 @@ class HiredisRequestParser(RequestParser):
             if reader is None:
                 return None
             return frames
-        try:
-            packed = b"".join(map(self._pack, map(tuple, frames)))
-        except Exception:  # elements hiredis can return but pack_command rejects (None, lists...)
-            packed = b""
-        if (
-            packed
-            and buf.startswith(packed, pos)
-            # hiredis is never fed a count of 1000 or more, so max_args >= 999 needs no check.
-            and (self._max_args >= 999 or max(map(len, frames)) <= self._max_args)
-            and (len(packed) <= self._max_bulk_len or all(len(a) <= self._max_bulk_len for f in frames for a in f))
-        ):
+        packed = self._packed(frames)
+        if packed and buf.startswith(packed, pos) and self._within_limits(frames, len(packed)):
             self._pos = pos + len(packed)
             if reader is not None:
                 self._hr_start = self._pos
@@ -869,6 +950,7 @@ _SIMPLE_CACHE: Final[dict[str, bytes]] = {s: b"+%s\r\n" % s.encode() for s in ("
 
 
 _BULK_HEADERS: Final = tuple(b"$%d\r\n" % i for i in range(1024))
+_ARRAY_HEADERS: Final = tuple(b"*%d\r\n" % i for i in range(1024))
 
 
 def _bulk(b: bytes) -> bytes:

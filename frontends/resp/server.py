@@ -16,13 +16,21 @@ Rules of this module:
 
 Theory of operation
 -------------------
-``data_received`` feeds the connection's parser and runs every complete command in
-it, in order, collecting the replies; the replies of one read leave in one
+``data_received`` hands the read to the connection's parser (``receive``: a small
+read of whole requests is decoded at once) and runs every complete command, in
+order, collecting the replies; the replies of one read leave in one
 ``transport.write``.  A command whose name is in the table goes straight to its
 handler (``RespServer.fast``: lower- and upper-case names as bytes) when the
 session needs nothing in between -- no ``MULTI`` queue, no password due, no
 command log; anything else goes through ``RedisSession.execute`` (aliases, the
-unknown-command error, queuing, ``NOAUTH``).  Both call the same handler.
+unknown-command error, queuing, ``NOAUTH``).  Both call the same handler.  The
+hottest two, a plain ``GET key`` and ``SET key value``, do not even build the
+handler's arguments when no transaction is open either (``RedisSession.direct``):
+they call ``plain_get``/``plain_set``, which are what those handlers call.  What a
+session allows is read again after any other command.
+
+Metrics cost one clock reading a command (a command's latency runs from the end of
+the one before); the commands that succeeded are counted once a read.
 
 With ``fsync always`` the batch runs inside ``Store.deferred_sync()``: its writes
 do not wait for the disk one by one.  Its replies are held, reading from the
@@ -51,10 +59,20 @@ from typing import Any
 
 from eventkv.commands import NO_OUTPUT, AliasBook, CommandError, CommandTable, Lines, error_message
 from eventkv.commands.core import Handler
-from eventkv.commands.redis import NIL_ARRAY, RESP, RedisSession, ServerState, Status
+from eventkv.commands.redis import (
+    NIL_ARRAY,
+    REDIS,
+    RESP,
+    RedisSession,
+    ServerState,
+    Status,
+    plain_get,
+    plain_set,
+)
 from eventkv.errors import EventKVError
 from eventkv.logging import CommandLog, get_logger
-from eventkv.store import Store
+from eventkv.metrics import Metrics
+from eventkv.store import Database, Store
 from frontends.resp.codec import (
     Error,
     ProtocolError,
@@ -75,9 +93,8 @@ _NIL2 = b"$-1\r\n"
 _NIL3 = b"_\r\n"
 _NIL_ARRAY2 = b"*-1\r\n"
 
-#: commands after which a connection's state may have changed (queue, password, protocol, closing)
-_STATEFUL = frozenset({"multi", "exec", "discard", "auth", "hello", "quit", "exit"})
 _NO_FAST: dict[bytes, Any] = {}
+_NEVER: Any = object()  # an entry no look-up in the fast table gives
 
 # why reading from a client is paused (bit flags)
 _WRITE_BLOCKED = 1
@@ -189,13 +206,17 @@ class RespServer:
         self.table = table
         self.command_log = command_log
         #: the dispatch of the hot path: the command's name as sent (lower or upper case bytes) ->
-        #: (handler, fewest arguments, most arguments, may change the connection's state)
-        self.fast: dict[bytes, tuple[Handler, int, int, bool]] = {}
+        #: (handler, fewest arguments, most arguments)
+        self.fast: dict[bytes, tuple[Handler, int, int]] = {}
         for command in table:
             name = command.name.encode()
             high = sys.maxsize if command.max_args is None else command.max_args
-            entry = (command.handler, command.min_args, high, command.name in _STATEFUL)
+            entry = (command.handler, command.min_args, high)
             self.fast[name] = self.fast[name.upper()] = entry
+        #: the entries in ``fast`` of Redis's GET and SET, which ``plain_get``/``plain_set`` may run
+        #: directly (``_NEVER``: this table's command of that name is another one)
+        self.get_entry = self.fast[b"get"] if table.get("get") is REDIS.get("get") else _NEVER
+        self.set_entry = self.fast[b"set"] if table.get("set") is REDIS.get("set") else _NEVER
         self.connections: set[RespConnection] = set()
         self.group_sync: GroupSync | None = None
         self._listener: asyncio.AbstractServer | None = None
@@ -244,6 +265,8 @@ class RespConnection(asyncio.Protocol):
         self.session: RedisSession | None = None
         self.parser: Any = None
         self._paused = 0
+        #: what the session allows (``_allowed``): read again after every command that may change it
+        self._allows: tuple[dict[bytes, Any], Database | None, bytes] = (_NO_FAST, None, _NIL2)
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -267,6 +290,7 @@ class RespConnection(asyncio.Protocol):
         session.laddr = _address(local)
         session.fd = sock.fileno() if sock is not None else -1
         self.session = session
+        self._allows = self._allowed()
         state.clients[session.client_id] = session
         server.connections.add(self)
         log.info("Connection from", peer=session.addr)
@@ -307,14 +331,14 @@ class RespConnection(asyncio.Protocol):
         if self.session is None:
             return
         try:
-            self.parser.feed(data)
+            batch = self.parser.receive(data)
         except ProtocolError as e:
             self._deliver([_error_bytes(f"ERR {e}")], close=True)
             return
         group_sync = self.server.group_sync
         if group_sync is None:  # the common case, inline: replies leave at once
             out: list[bytes] = []
-            close = self._run(out)
+            close = self._run(batch, out)
             transport = self.transport
             if out:
                 transport.write(out[0] if len(out) == 1 else b"".join(out))
@@ -324,7 +348,7 @@ class RespConnection(asyncio.Protocol):
         store = self.server.store
         out = []
         with store.deferred_sync():
-            close = self._run(out)
+            close = self._run(batch, out)
         seq = store.last_seq
         if seq <= group_sync.synced:
             self._deliver(out, close)
@@ -355,63 +379,71 @@ class RespConnection(asyncio.Protocol):
         assert command is not None
         return command.usage_error()
 
-    def _run(self, out: list[bytes]) -> bool:
-        """Run every complete command in the parser, appending the replies to ``out``.
+    def _allowed(self) -> tuple[dict[bytes, Any], Database | None, bytes]:
+        """What the session allows now: the fast dispatch table, the database of plain GET/SET, nil's bytes."""
+        session = self.session
+        assert session is not None
+        fast = self.server.fast if session.fast_ok else _NO_FAST
+        return fast, session.direct, _NIL3 if session.resp3 else _NIL2
+
+    def _run(self, batch: list[list[bytes]], out: list[bytes]) -> bool:
+        """Run ``batch`` (the commands of a read), then any others in the parser, appending the replies to ``out``.
 
         True if the connection must be closed afterwards (QUIT, a protocol error).
         This is the hot path: keep it free of work the common case does not need.
-        The parser hands over all complete commands at once (``commands()``: one call
-        a read, and room for the codec to decode a batch in one go); a protocol
+        The parser hands over all complete commands at once (``receive()``, then
+        ``commands()``: room for the codec to decode a batch in one go); a protocol
         error after them comes from the next call, after they have run, as Redis does.
+
+        A plain ``GET key`` or ``SET key value`` runs ``plain_get``/``plain_set`` on the
+        session's ``direct`` database -- the calls the handlers make, so the same reply and
+        the same event -- without building the handler's arguments; any other command goes
+        through ``_execute``, after which what the session allows is read again.
+
+        Metrics: one clock reading a command (a command's latency runs from the end of the
+        one before), observed at once, as is the slow log; the commands that succeeded are
+        counted once a read (``_count_ok``), a failure at once (``Metrics.record``).
         """
         session = self.session
         assert session is not None
         server = self.server
-        fast = server.fast if session.fast_ok else _NO_FAST
         commands = self.parser.commands
+        get_entry = server.get_entry
+        set_entry = server.set_entry
+        metrics = session.store.metrics
+        observe = metrics.histogram("resp").observe
+        slowlog = metrics.slowlog
+        succeeded: list[bytes] = []  # the names of the commands that succeeded
+        fast, direct, nil = self._allows
+        clock = time.perf_counter
         count = 0
         close = False
         name = b""
-        metrics = server.state.store.metrics
-        record = metrics.record
-        slowlog = metrics.slowlog
-        names = _COMMAND_NAMES
-        clock = time.perf_counter
-        while not close:
-            try:
-                batch = commands()
-            except ProtocolError as e:
-                out.append(_error_bytes(f"ERR {e}"))
-                close = True
-                break
-            if not batch:
-                break
+        started = clock()
+        while batch:
             count += len(batch)
             for argv in batch:
-                started = clock()
-                ok = True
                 name = argv[0]
                 entry = fast.get(name)
                 if entry is None and fast:
                     entry = fast.get(name.lower())
+                ok = True
+                plain = direct is not None
                 try:
-                    if entry is not None:
-                        handler, low, high, stateful = entry
-                        n = len(argv) - 1
-                        if n < low or n > high:
-                            raise self._usage_error(name)
-                        # Decoding one or two arguments by hand is 3x faster than a comprehension.
-                        if n == 1:
-                            args = [argv[1].decode("utf-8", "surrogateescape")]
-                        elif n == 2:
-                            args = [argv[1].decode("utf-8", "surrogateescape"),
-                                    argv[2].decode("utf-8", "surrogateescape")]
+                    if plain and entry is get_entry and len(argv) == 2:
+                        value = plain_get(direct, metrics, argv[1].decode("utf-8", "surrogateescape"))
+                        if value is None:
+                            out.append(nil)
                         else:
-                            args = [a.decode("utf-8", "surrogateescape") for a in argv[1:]]
-                        value = handler(session, args)
+                            data = value.encode("utf-8", "surrogateescape")
+                            out.append(b"$%d\r\n%b\r\n" % (len(data), data))
+                    elif plain and entry is set_entry and len(argv) == 3:
+                        plain_set(direct, argv[1].decode("utf-8", "surrogateescape"),
+                                  argv[2].decode("utf-8", "surrogateescape"))
+                        out.append(_OK)
                     else:
-                        stateful = True
-                        value = session.execute([a.decode("utf-8", "surrogateescape") for a in argv])
+                        plain = False
+                        out.append(self._execute(entry, argv))
                 except CommandError as e:
                     ok = False
                     out.append(_error_bytes(str(e)))
@@ -422,33 +454,99 @@ class RespConnection(asyncio.Protocol):
                     ok = False
                     log.exception("internal error", command=name[:100])
                     out.append(_error_bytes(error_message(e)))
-                else:
-                    if type(value) is str:
-                        data = value.encode("utf-8", "surrogateescape")
-                        out.append(b"$%d\r\n%b\r\n" % (len(data), data))
-                    elif value is NO_OUTPUT:
-                        out.append(_OK)
-                    else:
-                        out.append(render(value, session.resp3))
                 # Metrics: commands by name and status, latency, and the slow log.
-                elapsed = clock() - started
-                label = names.get(name)
-                if label is None:
-                    label = _command_label(name)
-                record("resp", label, ok, elapsed)
+                now = clock()
+                elapsed = now - started
+                started = now
+                if ok:
+                    succeeded.append(name)
+                    observe(elapsed)
+                else:
+                    metrics.record("resp", _label(name), False, elapsed)
                 if elapsed * 1_000_000 >= slowlog.threshold_us >= 0:
                     slowlog.record(int(elapsed * 1_000_000),
                                    [a.decode("utf-8", "replace") for a in argv], session.addr, "")
-                if stateful:
+                if not plain:
                     if session.closed:
                         close = True  # QUIT: what follows it is not run
                         break
-                    fast = server.fast if session.fast_ok else _NO_FAST
+                    self._allows = self._allowed()
+                    fast, direct, nil = self._allows
+            if close:
+                break
+            try:
+                batch = commands()
+            except ProtocolError as e:
+                out.append(_error_bytes(f"ERR {e}"))
+                close = True
+                break
+        if succeeded:
+            _count_ok(metrics, succeeded)
         if count:
             server.state.commands_processed += count
             session.last_seen = time.monotonic()
             session.last_command = name
         return close
+
+    def _execute(self, entry: tuple[Handler, int, int] | None, argv: list[bytes]) -> bytes:
+        """Run a command other than a plain GET/SET and give its reply: straight to its handler when
+        ``entry`` (from ``RespServer.fast``) is given, else through ``RedisSession.execute``."""
+        session = self.session
+        assert session is not None
+        if entry is not None:
+            handler, low, high = entry
+            n = len(argv) - 1
+            if n < low or n > high:
+                raise self._usage_error(argv[0])
+            # Decoding one or two arguments by hand is 3x faster than a comprehension.
+            if n == 1:
+                args = [argv[1].decode("utf-8", "surrogateescape")]
+            elif n == 2:
+                args = [argv[1].decode("utf-8", "surrogateescape"), argv[2].decode("utf-8", "surrogateescape")]
+            else:
+                args = [a.decode("utf-8", "surrogateescape") for a in argv[1:]]
+            value = handler(session, args)
+        else:
+            value = session.execute([a.decode("utf-8", "surrogateescape") for a in argv])
+        if type(value) is str:
+            data = value.encode("utf-8", "surrogateescape")
+            return b"$%d\r\n%b\r\n" % (len(data), data)
+        if value is NO_OUTPUT:
+            return _OK
+        return render(value, session.resp3)
+
+
+def _label(name: bytes) -> str:
+    """The metrics label of a command name (cached)."""
+    label = _COMMAND_NAMES.get(name)
+    return _command_label(name) if label is None else label
+
+
+def _count_ok(metrics: Metrics, names: list[bytes]) -> None:
+    """The counts ``Metrics.record`` keeps, for commands that succeeded (their latency is observed already)."""
+    first = names[0]
+    same = names.count(first)  # a pipeline repeats one command, as a rule
+    metrics.count(_OK_KEYS.get(first) or _ok_key(first), same)
+    if same < len(names):
+        tally: dict[bytes, int] = {}
+        for name in names:
+            if name != first:
+                tally[name] = tally.get(name, 0) + 1
+        for name, n in tally.items():
+            metrics.count(_ok_key(name), n)
+
+
+_OK_KEYS: dict[bytes, tuple[str, str, str]] = {}  # command name bytes -> its key in Metrics.commands
+
+
+def _ok_key(name: bytes) -> tuple[str, str, str]:
+    """The key under which ``Metrics.commands`` counts the successes of command ``name`` (cached)."""
+    key = _OK_KEYS.get(name)
+    if key is None:
+        key = ("resp", _label(name), "ok")
+        if len(_OK_KEYS) < 1000:
+            _OK_KEYS[name] = key
+    return key
 
 
 def _address(info: Any) -> str:

@@ -177,6 +177,7 @@ STAGES = [
     ("socket write (transport.write)", ("_deliver", "data_received")),
     ("store write path (log, encode, keyspace)", ("store.py", "log.py", "events.py", "keyspace.py")),
     ("command handlers", ("commands/",)),
+    ("metrics (counts, latency, slow log)", ("metrics.py",)),
     ("dispatch loop (server.py)", ("server.py",)),
     ("event loop, socket reads, idle", ("",)),
 ]

@@ -1,0 +1,297 @@
+"""The RESP server's hot path: a plain GET or SET runs ``plain_get``/``plain_set`` straight away.
+
+Each scenario is sent, read by read, to three servers on three stores that share
+one fake clock: the server as it is (``fast``); one whose GET and SET are other
+``Command`` objects with the same handlers, so they go through their handlers
+(``handler``); and one with a command recorder, so that every command goes through
+``RedisSession.execute`` (``generic``).  The replies, the log records (byte for
+byte: same sequence numbers, same timestamps) and the metrics must be the same.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import FakeClock, log_path, log_records
+
+from eventkv import Store
+from eventkv.commands import AliasBook, CommandTable
+from eventkv.commands.redis import ServerState
+from frontends.resp import server as server_module
+from frontends.resp.codec import encode_command
+from frontends.resp.server import TABLE, RespConnection, RespServer
+
+MODES = ("fast", "handler", "generic")
+
+
+class Transport:
+    """What a connection writes to, kept in memory."""
+
+    def __init__(self) -> None:
+        self.written = bytearray()
+        self.closed = False
+
+    def write(self, data: bytes) -> None:
+        assert not self.closed, "a write after close"
+        self.written += data
+
+    def close(self) -> None:
+        self.closed = True
+
+    def is_closing(self) -> bool:
+        return self.closed
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        return ("127.0.0.1", 40000) if name in ("peername", "sockname") else default
+
+    def pause_reading(self) -> None:
+        pass
+
+    def resume_reading(self) -> None:
+        pass
+
+
+class Recorder:
+    """A command log in memory: with one, a session sends every command through ``execute``."""
+
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+
+    def record(self, command: str, duration_s: float, status: str) -> None:
+        self.lines.append(f"{command} {status}")
+
+
+def handler_table() -> CommandTable:
+    """TABLE with GET and SET as copies of themselves: the server then runs them through their handlers."""
+    copies = [copy.copy(TABLE.get("get")), copy.copy(TABLE.get("set"))]
+    return TABLE.merged(CommandTable("copies", [c for c in copies if c is not None]), name="resp")
+
+
+class Setup:
+    """One store and one server in a given mode; connections are made on demand."""
+
+    def __init__(self, mode: str, directory: Path, clock: FakeClock, requirepass: str | None) -> None:
+        self.store = Store.open(directory, fsync="no", background=False, clock=clock)
+        state = ServerState(self.store, requirepass=requirepass)
+        options: dict[str, Any] = {}
+        if mode == "handler":
+            options["table"] = handler_table()
+        elif mode == "generic":
+            options["command_log"] = Recorder()
+        self.server = RespServer(self.store, AliasBook(), state, **options)
+        self.connections: dict[int, tuple[RespConnection, Transport]] = {}
+
+    def send(self, client: int, data: bytes) -> None:
+        if client not in self.connections:
+            connection = RespConnection(self.server)
+            transport = Transport()
+            connection.connection_made(transport)
+            self.connections[client] = (connection, transport)
+        connection, transport = self.connections[client]
+        if not transport.closed:
+            connection.data_received(data)
+
+    def outcome(self) -> dict[str, Any]:
+        metrics = self.store.metrics
+        latency = metrics.latency.get("resp")
+        return {
+            "replies": {c: bytes(t.written) for c, (_, t) in self.connections.items()},
+            "closed": {c: t.closed for c, (_, t) in self.connections.items()},
+            "log": log_records(log_path(self.store)),
+            "commands": dict(metrics.commands),
+            "total": metrics.total_commands,
+            "hits": (metrics.keyspace_hits, metrics.keyspace_misses),
+            "latencies": latency.count if latency is not None else 0,
+            "processed": self.server.state.commands_processed,
+            "slowlog": [entry[3] for entry in metrics.slowlog.entries],
+        }
+
+    def close(self) -> None:
+        for connection, _ in self.connections.values():
+            connection.connection_lost(None)
+        self.store.close()
+
+
+Read = tuple[int, bytes]  # (client, bytes of one read)
+
+
+def play(tmp_path: Path, reads: Sequence[Read], requirepass: str | None = None) -> dict[str, dict[str, Any]]:
+    """Send ``reads`` to a server in each mode; their outcomes, by mode."""
+    clock = FakeClock()
+    outcomes = {}
+    for mode in MODES:
+        setup = Setup(mode, tmp_path / mode, clock, requirepass)
+        try:
+            for client, data in reads:
+                setup.send(client, data)
+            outcomes[mode] = setup.outcome()
+        finally:
+            setup.close()
+    return outcomes
+
+
+def same(tmp_path: Path, reads: Sequence[Read], requirepass: str | None = None) -> dict[str, Any]:
+    """Play ``reads`` in every mode, check that the outcomes are equal, and give the fast one."""
+    outcomes = play(tmp_path, reads, requirepass)
+    for mode in MODES[1:]:
+        for part, value in outcomes["fast"].items():
+            assert outcomes[mode][part] == value, f"{part} differs between fast and {mode}"
+    return outcomes["fast"]
+
+
+def cmd(*args: str | bytes) -> bytes:
+    return encode_command(*args)
+
+
+def one(*commands: bytes) -> list[Read]:
+    """Each command in a read of its own, from client 0."""
+    return [(0, c) for c in commands]
+
+
+@pytest.fixture
+def direct_calls(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
+    """The server's own calls of plain_get / plain_set (the handlers call them through their module)."""
+    calls: list[str] = []
+    real_get, real_set = server_module.plain_get, server_module.plain_set
+
+    def counted_get(*args: Any) -> Any:
+        calls.append("get")
+        return real_get(*args)
+
+    def counted_set(*args: Any) -> None:
+        calls.append("set")
+        real_set(*args)
+
+    monkeypatch.setattr(server_module, "plain_get", counted_get)
+    monkeypatch.setattr(server_module, "plain_set", counted_set)
+    yield calls
+
+
+def test_the_fast_path_is_taken_only_by_the_fast_server(tmp_path: Path, direct_calls: list[str]) -> None:
+    reads = one(cmd("SET", "k", "v"), cmd("GET", "k"), cmd("get", "k"), cmd("GeT", "k"))
+    outcomes = play(tmp_path, reads)
+    assert direct_calls == ["set", "get", "get", "get"]  # from the fast server only: the others use handlers
+    assert outcomes["fast"]["replies"][0] == b"+OK\r\n" + b"$1\r\nv\r\n" * 3
+
+
+def test_plain_get_and_set_answer_log_and_count_as_the_handlers_do(tmp_path: Path) -> None:
+    binary_key, binary_value = b"\xff\x00k\r\n*1\r\n", bytes(range(256))
+    out = same(tmp_path, one(
+        cmd("SET", "k", "v"), cmd("GET", "k"), cmd("get", "missing"), cmd("GeT", "k"), cmd("sEt", "k2", "v2"),
+        cmd(b"SET", binary_key, binary_value), cmd(b"GET", binary_key),
+        cmd("SET", "", ""), cmd("GET", ""), cmd("SET", "é", "ü"), cmd("GET", "é"),
+        cmd("SET", "k", "w", "EX", "100"), cmd("SET", "k", "x", "NX"), cmd("SET", "k", "y", "XX", "GET"),
+        cmd("TTL", "k"), cmd("SET", "k", "z"), cmd("TTL", "k"),  # a plain SET drops the TTL, as in Redis
+    ))
+    assert out["replies"][0].startswith(b"+OK\r\n$1\r\nv\r\n$-1\r\n$1\r\nv\r\n+OK\r\n+OK\r\n$256\r\n" + binary_value)
+    assert out["hits"] == (5, 1)
+    assert out["commands"][("resp", "get", "ok")] == 6 and out["total"] == out["processed"] == 17
+    assert len(out["log"]) == 8  # SET ... NX of a key that exists writes nothing
+
+
+def test_wrong_arity_and_errors_are_the_same(tmp_path: Path) -> None:
+    out = same(tmp_path, one(
+        cmd("GET"), cmd("GET", "a", "b"), cmd("SET", "k"), cmd("set"), cmd("SET", "k", "v", "BOGUS"),
+        cmd("SET", "k", "v", "EX", "0"), cmd("GETX", "k"), cmd("SET", "k", "v"),
+    ))
+    assert out["replies"][0] == (
+        b"-ERR wrong number of arguments for 'get' command\r\n" * 2
+        + b"-ERR wrong number of arguments for 'set' command\r\n" * 2
+        + b"-ERR syntax error\r\n-ERR invalid expire time in 'set' command\r\n"
+        + b"-ERR unknown command 'GETX', with args beginning with: 'k' \r\n+OK\r\n"
+    )
+    assert out["commands"][("resp", "get", "error")] == 2 and out["commands"][("resp", "set", "ok")] == 1
+
+
+def test_a_pipeline_mixing_plain_and_other_commands_keeps_its_order(tmp_path: Path) -> None:
+    pipeline = b"".join([
+        cmd("SET", "a", "1"), cmd("GET", "a"), cmd("INCR", "n"), cmd("GET", "n"), cmd("DEL", "a"),
+        cmd("GET", "a"), cmd("PING"), cmd("SET", "b", "2"), cmd("MGET", "a", "b"),
+    ]) + b"SET inline 3\r\nGET inline\r\n"
+    out = same(tmp_path, [(0, pipeline), (0, pipeline[:7]), (0, pipeline[7:40]), (0, pipeline[40:])])
+    once = b"+OK\r\n$1\r\n1\r\n:1\r\n$1\r\n1\r\n:1\r\n$-1\r\n+PONG\r\n+OK\r\n*2\r\n$-1\r\n$1\r\n2\r\n+OK\r\n$1\r\n3\r\n"
+    assert out["replies"][0] == once + once.replace(b":1\r\n$1\r\n1\r\n", b":2\r\n$1\r\n2\r\n")
+
+
+def test_inside_multi_plain_commands_are_queued(tmp_path: Path) -> None:
+    out = same(tmp_path, one(
+        cmd("MULTI"), cmd("SET", "a", "1"), cmd("GET", "a"), cmd("EXEC"), cmd("GET", "a"),
+        cmd("MULTI") + cmd("GET", "a") + cmd("SET", "a") + cmd("EXEC"),  # a queuing error aborts EXEC
+        cmd("MULTI"), cmd("SET", "b", "1"), cmd("DISCARD"), cmd("GET", "b"),
+    ))
+    assert out["replies"][0] == (
+        b"+OK\r\n+QUEUED\r\n+QUEUED\r\n*2\r\n+OK\r\n$1\r\n1\r\n$1\r\n1\r\n"
+        b"+OK\r\n+QUEUED\r\n-ERR wrong number of arguments for 'set' command\r\n"
+        b"-EXECABORT Transaction discarded because of previous errors.\r\n"
+        b"+OK\r\n+QUEUED\r\n+OK\r\n$-1\r\n"
+    )
+    assert len(out["log"]) == 1  # the EXEC: one record
+
+
+def test_watch_sees_a_plain_set_of_another_connection(tmp_path: Path) -> None:
+    out = same(tmp_path, [
+        (0, cmd("SET", "k", "0")), (0, cmd("WATCH", "k")), (1, cmd("SET", "k", "1")),
+        (0, cmd("MULTI") + cmd("SET", "k", "2") + cmd("EXEC") + cmd("GET", "k")),
+        (0, cmd("WATCH", "k")), (0, cmd("GET", "k")), (0, cmd("MULTI")), (0, cmd("SET", "k", "3")),
+        (0, cmd("EXEC")), (1, cmd("GET", "k")),
+    ])
+    assert out["replies"][0].endswith(
+        b"+OK\r\n+QUEUED\r\n*-1\r\n$1\r\n1\r\n"  # the first EXEC fails: k changed since WATCH
+        b"+OK\r\n$1\r\n1\r\n+OK\r\n+QUEUED\r\n*1\r\n+OK\r\n"
+    )
+    assert out["replies"][1] == b"+OK\r\n$1\r\n3\r\n"
+
+
+def test_requirepass_is_asked_before_a_plain_command(tmp_path: Path) -> None:
+    out = same(tmp_path, [
+        (0, cmd("GET", "a")), (0, cmd("SET", "a", "1")), (0, cmd("AUTH", "nope")),
+        (0, cmd("AUTH", "sekret") + cmd("SET", "a", "1") + cmd("GET", "a")),  # allowed from the AUTH on
+        (1, cmd("SET", "b", "2") + cmd("AUTH", "sekret") + cmd("SET", "b", "2")),
+    ], requirepass="sekret")
+    noauth = b"-NOAUTH Authentication required.\r\n"
+    assert out["replies"][0] == noauth * 2 + (
+        b"-WRONGPASS invalid username-password pair or user is disabled.\r\n+OK\r\n+OK\r\n$1\r\n1\r\n")
+    assert out["replies"][1] == noauth + b"+OK\r\n+OK\r\n"
+    assert len(out["log"]) == 2
+
+
+def test_select_and_a_seed_transaction_change_where_plain_commands_go(tmp_path: Path) -> None:
+    out = same(tmp_path, one(
+        cmd("SET", "a", "0") + cmd("SELECT", "1") + cmd("SET", "a", "1") + cmd("GET", "a") + cmd("SELECT", "0")
+        + cmd("GET", "a"),
+        cmd("begin"), cmd("SET", "t", "1"), cmd("GET", "t"), cmd("rollback"), cmd("GET", "t"),
+        cmd("begin") + cmd("SET", "t", "2") + cmd("commit") + cmd("GET", "t"),
+    ))
+    assert out["replies"][0] == (
+        b"+OK\r\n+OK\r\n+OK\r\n$1\r\n1\r\n+OK\r\n$1\r\n0\r\n"
+        b"+OK\r\n+OK\r\n$1\r\n1\r\n+OK\r\n$-1\r\n+OK\r\n+OK\r\n+OK\r\n$1\r\n2\r\n"
+    )
+    assert b'"db":1' in out["log"][1]
+
+
+def test_resp3_nil_and_quit_in_a_pipeline(tmp_path: Path) -> None:
+    out = same(tmp_path, [
+        (0, cmd("GET", "none") + cmd("HELLO", "3") + cmd("GET", "none") + cmd("SET", "a", "1") + cmd("GET", "a")),
+        (1, cmd("SET", "q", "1") + cmd("QUIT") + cmd("SET", "after", "1")),
+        (1, cmd("SET", "later", "1")),
+        (2, cmd("GET", "after") + cmd("GET", "later")),
+    ])
+    assert out["replies"][0].startswith(b"$-1\r\n%7\r\n") and out["replies"][0].endswith(b"_\r\n+OK\r\n$1\r\n1\r\n")
+    assert out["replies"][1] == b"+OK\r\n+OK\r\n" and out["closed"][1]
+    assert out["replies"][2] == b"$-1\r\n$-1\r\n"
+
+
+def test_the_slow_log_and_the_latency_histogram_see_every_command(tmp_path: Path) -> None:
+    out = same(tmp_path, one(
+        cmd("CONFIG", "SET", "slowlog-log-slower-than", "0"),
+        cmd("SET", "a", "1") + cmd("GET", "a") + cmd("GET", "b"),
+        cmd("CONFIG", "SET", "slowlog-log-slower-than", "-1"), cmd("GET", "a"),
+    ))
+    # Each command is judged by the threshold in force once it has run.
+    assert out["slowlog"] == [["GET", "b"], ["GET", "a"], ["SET", "a", "1"],
+                              ["CONFIG", "SET", "slowlog-log-slower-than", "0"]]
+    assert out["latencies"] == out["total"] == 6
