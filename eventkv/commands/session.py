@@ -202,15 +202,8 @@ class Session:
         """
         if self._batch is not None:
             raise CommandError("ERR batch cannot be nested")
-        if self.tx is not None:
-            with self.tx.savepoint() as tx:
-                self._batch = tx
-                try:
-                    yield tx
-                finally:
-                    self._batch = None
-            return
-        with self._database.atomic() as tx:
+        unit = self.tx.savepoint() if self.tx is not None else self._database.atomic()
+        with unit as tx:
             self._batch = tx
             try:
                 yield tx
