@@ -96,8 +96,8 @@ def decode_batch(lines: list[bytes], expected: int) -> Sequence[Event] | None:
     """The events of whole lines (with or without their ends) numbered from ``expected`` on.
 
     None if any line is damaged or out of sequence: the caller then looks line by
-    line for where.  Shared by the log's readers and the replay tool.  A batch of
-    plain puts comes back as ``Columns`` (already checked to be consecutive).
+    line for where.  Shared by the log's readers and the replay tool.  An undamaged
+    batch comes back as ``Columns`` (already checked to be consecutive).
     """
     try:
         events = decode_lines(lines)
