@@ -32,6 +32,7 @@ import errno
 import fcntl
 import os
 import re
+import shutil
 import tempfile
 import threading
 import time
@@ -254,6 +255,22 @@ def atomic_write(path: str, mode: str = "wb", **options: Any) -> Iterator[IO[Any
             pass
         raise
     fsync_dir(directory)
+
+
+def install_directory(staging: str, target: str) -> None:
+    """Move a finished ``staging`` directory into place as ``target``, replacing what was there.
+
+    Both must be on one filesystem; the old contents are renamed aside, then removed.
+    """
+    dst = os.path.abspath(target)
+    if os.path.exists(dst):
+        old = f"{dst}.old-{os.getpid()}"
+        os.replace(dst, old)
+        os.replace(staging, dst)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.replace(staging, dst)
+    fsync_dir(os.path.dirname(dst))
 
 
 _fdatasync = getattr(os, "fdatasync", os.fsync)

@@ -57,7 +57,7 @@ from eventkv.events import (
     encode_event,
     encode_put,
 )
-from eventkv.log import EventLog, FileEventLog, fsync_dir, sealed_segments
+from eventkv.log import EventLog, FileEventLog, fsync_dir, install_directory, sealed_segments
 from eventkv.logging import get_logger
 from eventkv.metrics import Metrics
 from projections.keyspace import Keyspace, Keyspaces
@@ -878,14 +878,7 @@ class Store(Database):
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
             raise
-        if os.path.exists(dst):
-            old = dst + f".old-{os.getpid()}"
-            os.replace(dst, old)
-            os.replace(staging, dst)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(staging, dst)
-        fsync_dir(os.path.dirname(dst))
+        install_directory(staging, dst)
 
 
 def _forget_transaction(store: Store) -> None:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import signal
 import socket
 import subprocess
 import time
+from typing import Any
 
 
 def free_port() -> int:
@@ -28,3 +30,14 @@ def wait_ready(port: int, proc: subprocess.Popen[bytes], timeout: float = 30) ->
             pass
         time.sleep(0.05)
     raise RuntimeError(f"no answer on port {port}")
+
+
+def stop(proc: subprocess.Popen[Any]) -> None:
+    """Stop a server process as an operator would (SIGTERM), killing it if it does not stop within 30 s."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()

@@ -60,7 +60,6 @@ import contextlib
 import os
 import random
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -72,7 +71,7 @@ from typing import Any
 
 import numpy as np
 
-from tools.bench._servers import free_port, wait_ready
+from tools.bench._servers import free_port, stop, wait_ready
 
 ROOT = Path(__file__).resolve().parents[2]
 BATCH = 1000
@@ -114,13 +113,7 @@ def _server(name: str, port: int, args: argparse.Namespace) -> Iterator[subproce
             wait_ready(port, proc, timeout=60)
             yield proc
         finally:
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+            stop(proc)
 
 
 @dataclass

@@ -33,6 +33,8 @@ import time
 from pathlib import Path
 from typing import NamedTuple
 
+from tools.bench._servers import stop
+
 ROOT = Path(__file__).resolve().parent.parent.parent
 #: the key the benchmark reads, and its value
 KEY = "bench:key"
@@ -88,7 +90,7 @@ def run(args: argparse.Namespace) -> int:
         finally:
             for process in (eventkv, ceiling):
                 if process is not None:
-                    _stop(process)
+                    stop(process)
     medians = {name: statistics.median(r.requests_per_s for r in rs) for name, rs in results.items()}
     ratio = medians["eventkv"] / medians["aiohttp (ceiling)"]
     print(f"median req/s: eventkv {medians['eventkv']:.0f}, aiohttp ceiling {medians['aiohttp (ceiling)']:.0f}; "
@@ -120,9 +122,9 @@ def serve_ceiling(body: str, etag: str, loop: str = "auto") -> None:
         await runner.setup()
         await web.TCPSite(runner, "127.0.0.1", 0).start()
         print(f"Starting HTTP server on port {runner.addresses[0][1]}...", flush=True)
-        stop = asyncio.Event()
-        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
-        await stop.wait()
+        stopping = asyncio.Event()
+        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stopping.set)
+        await stopping.wait()
         await runner.cleanup()
         return 0
 
@@ -145,15 +147,6 @@ def _port(process: subprocess.Popen[str]) -> int:
         if m:
             return int(m.group(1))
     raise RuntimeError(f"{process.args!r} exited ({process.wait()}) before it served")
-
-
-def _stop(process: subprocess.Popen[str]) -> None:
-    process.send_signal(signal.SIGTERM)
-    try:
-        process.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
 
 
 def _request(port: int, method: str, path: str, body: object = None) -> tuple[int, dict[str, str], bytes]:

@@ -35,7 +35,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from tools.bench._servers import free_port, wait_ready
+from tools.bench._servers import free_port, stop, wait_ready
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -130,12 +130,7 @@ def _server(name: str, args: argparse.Namespace) -> Iterator[tuple[int, subproce
             wait_ready(port, proc)
             yield port, proc
         finally:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+            stop(proc)
             if proc.stderr is not None:
                 proc.stderr.close()
 

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from eventkv import snapshot as snapshot_module
 from eventkv.errors import EventKVError, LogCorruptError
 from eventkv.events import Event
-from eventkv.log import LOG_NAME, fsync_dir
+from eventkv.log import LOG_NAME, fsync_dir, install_directory
 from eventkv.log import repair as cut_damaged_log
 from projections.keyspace import Keyspaces
 from tools.replay import files
@@ -57,19 +57,6 @@ def _check_target(source: str, target: str, force: bool, what: str) -> None:
         if os.listdir(dst) and not force:
             raise EventKVError(f"{what} {target} is not empty: refusing to overwrite it (use --force to replace "
                                f"its contents)")
-
-
-def _install(staging: str, target: str) -> None:
-    """Move a finished staging directory into place (replacing an existing target's contents)."""
-    dst = os.path.abspath(target)
-    if os.path.exists(dst):
-        old = f"{dst}.old-{os.getpid()}"
-        os.replace(dst, old)
-        os.replace(staging, dst)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.replace(staging, dst)
-    fsync_dir(os.path.dirname(dst))
 
 
 def _staging(target: str) -> str:
@@ -125,7 +112,7 @@ def restore(timeline: Timeline, to: str | int | Point, into: str, *, skip: Itera
         if copied:
             shutil.copyfile(alias, os.path.join(staging, ALIAS_NAME))
         fsync_dir(staging)
-        _install(staging, into)
+        install_directory(staging, into)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
@@ -389,7 +376,7 @@ def repair(data_dir: str, *, into: str | None = None, in_place: bool = False, ba
         staging = _staging(backup)
         os.rmdir(staging)  # copytree makes it
         copy_directory(data_dir, staging)
-        _install(staging, backup)
+        install_directory(staging, backup)
         target = data_dir
     else:
         if into is None:
@@ -399,7 +386,7 @@ def repair(data_dir: str, *, into: str | None = None, in_place: bool = False, ba
         os.rmdir(staging)  # copytree makes it
         try:
             copy_directory(data_dir, staging)
-            _install(staging, into)
+            install_directory(staging, into)
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
             raise
