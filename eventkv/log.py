@@ -207,8 +207,12 @@ class EventLog(ABC):
             yield from batch
 
     @abstractmethod
-    def append(self, seq: int, line: bytes) -> None:
-        """Store the framed record of ``seq`` (which must be ``last_seq + 1``)."""
+    def append(self, seq: int, line: bytes, count: int = 1) -> None:
+        """Store the framed record of ``seq`` (which must be ``last_seq + 1``).
+
+        With ``count``, ``line`` holds the framed records ``seq - count + 1`` to ``seq``
+        (the first must be ``last_seq + 1``): they are stored with one write, all or none.
+        """
 
     @abstractmethod
     def sync(self, seq: int) -> None:
@@ -496,9 +500,9 @@ class FileEventLog(EventLog):
 
     # ------------------------------------------------------------------ writing
 
-    def append(self, seq: int, line: bytes) -> None:
-        if seq != self._written_seq + 1 or self._failed is not None or self._fd < 0:
-            self._refuse(seq)
+    def append(self, seq: int, line: bytes, count: int = 1) -> None:
+        if seq - count != self._written_seq or count < 1 or self._failed is not None or self._fd < 0:
+            self._refuse(seq - count + 1)
         try:
             written = os.write(self._fd, line)
             if written < len(line):

@@ -35,11 +35,11 @@ class Histogram:
         self.sum = 0.0
         self.count = 0
 
-    def observe(self, value: float) -> None:
-        """O(log buckets)."""
-        self.counts[bisect.bisect_left(self.bounds, value)] += 1
-        self.sum += value
-        self.count += 1
+    def observe(self, value: float, count: int = 1) -> None:
+        """``count`` observations of ``value``.  O(log buckets)."""
+        self.counts[bisect.bisect_left(self.bounds, value)] += count
+        self.sum += value * count
+        self.count += count
 
     def cumulative(self) -> list[tuple[str, int]]:
         out = []

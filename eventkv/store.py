@@ -259,6 +259,30 @@ class Database:
         if s._sync_always:
             s._wait_durable(seq)
 
+    def put_each(self, keys: list[str], values: list[str], ttl: Any = DEFAULT) -> None:
+        """``put(keys[i], values[i], ttl)`` for each ``i`` in order, with one write to the log.
+
+        Each put is its own event, as if made by ``put`` (this is not a transaction:
+        a reader may see the first before the last is applied).  All are logged or
+        none: if the write fails, nothing is applied and the error is raised.  What
+        a server does with a pipeline of plain SETs.
+        """
+        if len(keys) != len(values):
+            raise ValueError("put_each needs as many values as keys")
+        for key, value in zip(keys, values, strict=True):
+            if type(key) is not str or type(value) is not str:
+                _check_str("key", key)
+                _check_str("value", value)
+        if not keys:
+            return
+        s = self._store
+        ttl_ms = s._default_ttl_ms if ttl is DEFAULT else _ttl_ms(ttl)
+        with s._lock:
+            now = s._clock()
+            seq = s._commit_puts(now, keys, values, None if ttl_ms is None else now + ttl_ms, self.index)
+        if s._sync_always:
+            s._wait_durable(seq)
+
     def delete(self, key: str) -> bool:
         """Remove ``key``; True if it was visible.  O(1)."""
         s = self._store
@@ -597,6 +621,20 @@ class Store(Database):
         if self._open_txs or self._observers:
             self._committed(seq, now, Put(key, value, expire_at, db), line)
         return seq
+
+    def _commit_puts(self, now: int, keys: list[str], values: list[str], expire_at: int | None, db: int) -> int:
+        """``_commit_put`` of each key and value in order, the lines appended with one write."""
+        first = self._last_seq + 1
+        lines = [encode_put(seq, now, key, value, expire_at, db)
+                 for seq, key, value in zip(range(first, first + len(keys)), keys, values, strict=False)]
+        last = first + len(lines) - 1
+        self._log.append(last, b"".join(lines), len(lines))
+        self._keyspaces.dbs[db].set_many(keys, values, [expire_at] * len(lines))
+        self._last_seq = last
+        if self._open_txs or self._observers:
+            for seq, key, value, line in zip(range(first, last + 1), keys, values, lines, strict=False):
+                self._committed(seq, now, Put(key, value, expire_at, db), line)
+        return last
 
     def _committed(self, seq: int, now: int, change: Change, line: bytes) -> None:
         if self._open_txs:

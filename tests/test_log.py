@@ -98,6 +98,22 @@ class EventLogContract:
         log.append(2, line(2))
         log.close()
 
+    def test_several_records_append_in_one_go(self, tmp_path: Path) -> None:
+        log = self.make(tmp_path / "d")
+        list(log.recover())
+        log.append(1, line(1))
+        log.append(4, line(2) + line(3) + line(4), 3)
+        for last, count in ((4, 3), (6, 3), (5, 0)):  # records 2..4 again, a gap, an empty run
+            with pytest.raises(ValueError):
+                log.append(last, b"".join(line(i) for i in range(last - count + 1, last + 1)), count)
+        log.append(5, line(5), 1)
+        log.sync(5)
+        assert log.last_seq == 5
+        log.close()
+        again = self.make(tmp_path / "d")
+        assert [e.change for e in again.recover()] == [change(i) for i in range(1, 6)]
+        again.close()
+
     def test_an_append_after_close_is_refused(self, tmp_path: Path) -> None:
         log = self.make(tmp_path / "d")
         list(log.recover())
@@ -452,7 +468,7 @@ def failing_write(monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setattr(eventkv.log.os, "write", real)
 
 
-@pytest.mark.parametrize("how", ["put", "delete", "transaction", "update", "clear", "swapdb"])
+@pytest.mark.parametrize("how", ["put", "put_each", "delete", "transaction", "update", "clear", "swapdb"])
 def test_a_failed_write_changes_nothing(open_store, reopen, failing_write, how: str) -> None:
     switch, calls = failing_write
     s = open_store(default_ttl=0)
@@ -467,6 +483,8 @@ def test_a_failed_write_changes_nothing(open_store, reopen, failing_write, how: 
     with pytest.raises(LogWriteError, match="disk is full"):
         if how == "put":
             s.put("a", "changed")
+        elif how == "put_each":
+            s.put_each(["new", "a", "b"], ["1", "changed", "changed"])
         elif how == "delete":
             s.delete("a")
         elif how == "transaction":

@@ -1,4 +1,4 @@
-"""The RESP server's hot path: a plain GET or SET runs ``plain_get``/``plain_set`` straight away.
+"""The RESP server's hot path: a plain GET or SET runs ``plain_get``/``plain_sets`` straight away.
 
 Each scenario is sent, read by read, to three servers on three stores that share
 one fake clock: the server as it is (``fast``); one whose GET and SET are other
@@ -11,6 +11,7 @@ byte: same sequence numbers, same timestamps) and the metrics must be the same.
 from __future__ import annotations
 
 import copy
+import errno
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -154,28 +155,75 @@ def one(*commands: bytes) -> list[Read]:
 
 @pytest.fixture
 def direct_calls(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
-    """The server's own calls of plain_get / plain_set (the handlers call them through their module)."""
+    """The server's own calls of plain_get / plain_sets (the handlers call plain_get/plain_set through
+    their module): ``get``, and ``sets:N`` for a run of N SETs written at once."""
     calls: list[str] = []
-    real_get, real_set = server_module.plain_get, server_module.plain_set
+    real_get, real_sets = server_module.plain_get, server_module.plain_sets
 
     def counted_get(*args: Any) -> Any:
         calls.append("get")
         return real_get(*args)
 
-    def counted_set(*args: Any) -> None:
-        calls.append("set")
-        real_set(*args)
+    def counted_sets(target: Any, keys: list[str], values: list[str]) -> None:
+        calls.append(f"sets:{len(keys)}")
+        real_sets(target, keys, values)
 
     monkeypatch.setattr(server_module, "plain_get", counted_get)
-    monkeypatch.setattr(server_module, "plain_set", counted_set)
+    monkeypatch.setattr(server_module, "plain_sets", counted_sets)
     yield calls
 
 
 def test_the_fast_path_is_taken_only_by_the_fast_server(tmp_path: Path, direct_calls: list[str]) -> None:
     reads = one(cmd("SET", "k", "v"), cmd("GET", "k"), cmd("get", "k"), cmd("GeT", "k"))
     outcomes = play(tmp_path, reads)
-    assert direct_calls == ["set", "get", "get", "get"]  # from the fast server only: the others use handlers
+    assert direct_calls == ["sets:1", "get", "get", "get"]  # from the fast server only: the others use handlers
     assert outcomes["fast"]["replies"][0] == b"+OK\r\n" + b"$1\r\nv\r\n" * 3
+
+
+def test_a_run_of_plain_sets_is_written_at_once_in_order(tmp_path: Path, direct_calls: list[str]) -> None:
+    binary = bytes(range(256))
+    run = cmd("SET", "a", "1") + cmd("set", "b", "2") + cmd(b"SET", binary, binary) + cmd("SET", "a", "3")
+    pipeline = (run + cmd("GET", "a") + cmd("SET", "c", "4") + cmd("SET", "c", "5", "EX", "100")
+                + cmd("SET", "d", "6") + cmd("SET", "e", "7") + cmd("MGET", "a", "b", "c", "d", "e") + run)
+    out = same(tmp_path, [(0, pipeline), (1, cmd("GET", "a") + run[:30]), (1, run[30:] + cmd(b"GET", binary))])
+    # A run ends at any other command, at a SET with options, and at the end of what one read holds.
+    assert direct_calls == ["sets:4", "get", "sets:1", "sets:2", "sets:4", "get", "sets:1", "sets:3", "get"]
+    assert out["replies"][0] == (b"+OK\r\n" * 4 + b"$1\r\n3\r\n" + b"+OK\r\n" * 4
+                                 + b"*5\r\n$1\r\n3\r\n$1\r\n2\r\n$1\r\n5\r\n$1\r\n6\r\n$1\r\n7\r\n" + b"+OK\r\n" * 4)
+    assert out["replies"][1] == b"$1\r\n3\r\n" + b"+OK\r\n" * 4 + b"$256\r\n" + binary + b"\r\n"
+    assert len(out["log"]) == 16 and out["commands"][("resp", "set", "ok")] == 16
+    assert out["latencies"] == out["total"] == out["processed"] == 20
+
+
+def test_a_failed_write_fails_every_set_of_its_run_and_nothing_else(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import eventkv.log
+
+    real = eventkv.log.os.write
+    budget = {"writes": 2}  # the third write to a log is refused: the disk is full
+
+    def write(fd: int, data: bytes) -> int:
+        budget["writes"] -= 1
+        if budget["writes"] < 0:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(fd, data)
+
+    monkeypatch.setattr(eventkv.log.os, "write", write)
+    setup = Setup("fast", tmp_path / "full", FakeClock(), None)
+    try:
+        setup.send(0, cmd("SET", "a", "1") + cmd("GET", "a"))
+        setup.send(0, cmd("SET", "b", "2") + cmd("SET", "a", "3") + cmd("GET", "a") + cmd("SET", "c", "4")
+                   + cmd("SET", "d", "5") + cmd("GET", "c") + cmd("DBSIZE"))
+        out = setup.outcome()
+    finally:
+        monkeypatch.setattr(eventkv.log.os, "write", real)
+        setup.close()
+    full = b"-ERR cannot write to "
+    replies = out["replies"][0]
+    assert replies.startswith(b"+OK\r\n$1\r\n1\r\n+OK\r\n+OK\r\n$1\r\n3\r\n" + full)
+    assert replies.count(full) == 2 and replies.endswith(b"the disk is full; nothing was changed\r\n$-1\r\n:2\r\n")
+    assert [b'"key":"c"' in r or b'"key":"d"' in r for r in out["log"]] == [False] * 3
+    assert out["commands"][("resp", "set", "error")] == 2 and out["commands"][("resp", "set", "ok")] == 3
 
 
 def test_plain_get_and_set_answer_log_and_count_as_the_handlers_do(tmp_path: Path) -> None:

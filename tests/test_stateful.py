@@ -105,6 +105,18 @@ class StoreMachine(RuleBasedStateMachine):
         self.model[db][key] = (value, self._expiry(ttl))
 
     @precondition(lambda self: self.tx is None)
+    @rule(db=DBS, pairs=st.lists(st.tuples(KEYS, VALUES), min_size=1, max_size=4), ttl=TTLS)
+    def put_each(self, db: int, pairs: list[tuple[str, str]], ttl: object) -> None:
+        keys, values = [k for k, _ in pairs], [v for _, v in pairs]
+        if ttl == "default":
+            self.store.db(db).put_each(keys, values)
+        else:
+            self.store.db(db).put_each(keys, values, ttl=ttl)
+        for key, value in pairs:  # one event each: the last is the one a crash may tear
+            self._event_happens()
+            self.model[db][key] = (value, self._expiry(ttl))
+
+    @precondition(lambda self: self.tx is None)
     @rule(db=DBS, key=KEYS)
     def delete(self, db: int, key: str) -> None:
         expected = self.alive(db, key)

@@ -159,6 +159,43 @@ def test_keys_values_items_size_in_insertion_order_without_expired_keys(store: S
     assert store.lookup("b") == ("2", None) and store.lookup("a") is None
 
 
+def test_put_each_logs_what_puts_one_by_one_would(tmp_path: Path, clock) -> None:
+    def opened(name: str) -> Store:
+        return Store.open(tmp_path / name, fsync="no", background=False, clock=clock, default_ttl=5)
+
+    one, each = opened("one"), opened("each")
+    keys, values = ["a", "b\nc", "a", "é", ""], ["1", "2", "3", "x\udcff", ""]
+    for db in (one.db(2), one):
+        for k, v in zip(keys, values, strict=True):
+            db.put(k, v)
+        db.put("t", "x", ttl=None)
+    for db in (each.db(2), each):
+        db.put_each(keys, values)
+        db.put_each(["t"], ["x"], ttl=None)
+        db.put_each([], [])  # writes nothing
+    assert log_records(log_path(each)) == log_records(log_path(one))  # one clock: the same bytes
+    assert each.items() == one.items() == [("a", "3"), ("b\nc", "2"), ("é", "x\udcff"), ("", ""), ("t", "x")]
+    assert each.ttl("a") == 5 and each.ttl("t") == -1
+    with pytest.raises(ValueError, match="as many"):
+        each.put_each(["a"], [])
+    with pytest.raises(TypeError):
+        each.put_each(["ok", 1], ["v", "w"])  # type: ignore[list-item]
+    assert each.get("ok") is None
+    each.close()
+    with opened("each") as again:
+        assert again.items() == one.items() and again.db(2).items() == one.db(2).items()
+    one.close()
+
+
+def test_put_each_overtakes_a_transaction_that_read_one_of_its_keys(store: Store) -> None:
+    tx = store.begin()
+    tx.get("b")
+    store.put_each(["a", "b"], ["1", "2"])
+    tx.put("c", "3")
+    with pytest.raises(ConflictError):
+        tx.commit()
+
+
 def test_update(store: Store, clock) -> None:
     assert store.update("n", lambda v: str(int(v or 0) + 1)) == "1"
     assert store.update("n", lambda v: str(int(v or 0) + 1)) == "2"

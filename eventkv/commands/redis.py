@@ -417,6 +417,12 @@ def plain_set(target: Any, key: str, value: str) -> None:
     target.put(key, value, None)
 
 
+def plain_sets(target: Database, keys: list[str], values: list[str]) -> None:
+    """``plain_set`` of each key and value in order (a pipeline's run of plain SETs): the same
+    events, written to the log in one go -- all of them, or none and the error raised."""
+    target.put_each(keys, values, None)
+
+
 def _get(session: Session, args: list[str]) -> Any:
     return plain_get(session.target, session.store.metrics, args[0])
 
