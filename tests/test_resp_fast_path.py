@@ -18,6 +18,8 @@ from typing import Any
 
 import pytest
 from conftest import FakeClock, log_path, log_records
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from eventkv import Store
 from eventkv.commands import AliasBook, CommandTable
@@ -155,20 +157,25 @@ def one(*commands: bytes) -> list[Read]:
 
 @pytest.fixture
 def direct_calls(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
-    """The server's own calls of plain_get / plain_sets (the handlers call plain_get/plain_set through
-    their module): ``get``, and ``sets:N`` for a run of N SETs written at once."""
+    """The server's own calls of plain_get / plain_set / plain_sets (the handlers call them through their
+    module): ``get``, ``set``, and ``sets:N`` for a run of N SETs written at once."""
     calls: list[str] = []
-    real_get, real_sets = server_module.plain_get, server_module.plain_sets
+    real_get, real_set, real_sets = server_module.plain_get, server_module.plain_set, server_module.plain_sets
 
     def counted_get(*args: Any) -> Any:
         calls.append("get")
         return real_get(*args)
+
+    def counted_set(*args: Any) -> None:
+        calls.append("set")
+        real_set(*args)
 
     def counted_sets(target: Any, keys: list[str], values: list[str]) -> None:
         calls.append(f"sets:{len(keys)}")
         real_sets(target, keys, values)
 
     monkeypatch.setattr(server_module, "plain_get", counted_get)
+    monkeypatch.setattr(server_module, "plain_set", counted_set)
     monkeypatch.setattr(server_module, "plain_sets", counted_sets)
     yield calls
 
@@ -176,7 +183,7 @@ def direct_calls(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
 def test_the_fast_path_is_taken_only_by_the_fast_server(tmp_path: Path, direct_calls: list[str]) -> None:
     reads = one(cmd("SET", "k", "v"), cmd("GET", "k"), cmd("get", "k"), cmd("GeT", "k"))
     outcomes = play(tmp_path, reads)
-    assert direct_calls == ["sets:1", "get", "get", "get"]  # from the fast server only: the others use handlers
+    assert direct_calls == ["set", "get", "get", "get"]  # from the fast server only: the others use handlers
     assert outcomes["fast"]["replies"][0] == b"+OK\r\n" + b"$1\r\nv\r\n" * 3
 
 
@@ -186,8 +193,9 @@ def test_a_run_of_plain_sets_is_written_at_once_in_order(tmp_path: Path, direct_
     pipeline = (run + cmd("GET", "a") + cmd("SET", "c", "4") + cmd("SET", "c", "5", "EX", "100")
                 + cmd("SET", "d", "6") + cmd("SET", "e", "7") + cmd("MGET", "a", "b", "c", "d", "e") + run)
     out = same(tmp_path, [(0, pipeline), (1, cmd("GET", "a") + run[:30]), (1, run[30:] + cmd(b"GET", binary))])
-    # A run ends at any other command, at a SET with options, and at the end of what one read holds.
-    assert direct_calls == ["sets:4", "get", "sets:1", "sets:2", "sets:4", "get", "sets:1", "sets:3", "get"]
+    # A run ends at any other command, at a SET with options, and at the end of what one read holds;
+    # a run of one is one put.
+    assert direct_calls == ["sets:4", "get", "set", "sets:2", "sets:4", "get", "set", "sets:3", "get"]
     assert out["replies"][0] == (b"+OK\r\n" * 4 + b"$1\r\n3\r\n" + b"+OK\r\n" * 4
                                  + b"*5\r\n$1\r\n3\r\n$1\r\n2\r\n$1\r\n5\r\n$1\r\n6\r\n$1\r\n7\r\n" + b"+OK\r\n" * 4)
     assert out["replies"][1] == b"$1\r\n3\r\n" + b"+OK\r\n" * 4 + b"$256\r\n" + binary + b"\r\n"
@@ -343,3 +351,35 @@ def test_the_slow_log_and_the_latency_histogram_see_every_command(tmp_path: Path
     assert out["slowlog"] == [["GET", "b"], ["GET", "a"], ["SET", "a", "1"],
                               ["CONFIG", "SET", "slowlog-log-slower-than", "0"]]
     assert out["latencies"] == out["total"] == 6
+
+
+_PLAIN_SET = st.tuples(st.just("SET"), st.sampled_from(["a", "b", "é"]), st.sampled_from(["1", "2", "x y"]))
+_COMMANDS = st.one_of(
+    _PLAIN_SET, _PLAIN_SET, _PLAIN_SET,  # as often as all the others: runs of them
+    st.tuples(st.just("GET"), st.sampled_from(["a", "b", "é", "none"])),
+    st.tuples(st.sampled_from(["INCR", "DEL", "PERSIST"]), st.sampled_from(["a", "n"])),
+    st.tuples(st.just("SET"), st.sampled_from(["a", "n"]), st.just("9"), st.sampled_from(["NX", "XX", "GET"])),
+    st.sampled_from([("MULTI",), ("EXEC",), ("DISCARD",), ("SELECT", "1"), ("SELECT", "0"), ("PING",)]),
+)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(commands=st.lists(st.tuples(st.integers(0, 1), _COMMANDS), min_size=1, max_size=25),
+       cuts=st.lists(st.integers(0, 200), min_size=25, max_size=25))
+def test_any_pipeline_cut_anywhere_answers_as_the_handlers_do(
+        tmp_path_factory: pytest.TempPathFactory, commands: list[tuple[int, tuple[str, ...]]], cuts: list[int],
+        ) -> None:
+    """Runs of plain SETs held and written at once: the replies, log bytes and counts of the handlers.
+
+    Two clients; each one's consecutive commands arrive together, cut in two reads at a random byte.
+    """
+    reads: list[Read] = []
+    for client, command in commands:
+        data = cmd(*command)
+        if reads and reads[-1][0] == client:
+            data = reads.pop()[1] + data
+        reads.append((client, data))
+    split: list[Read] = []
+    for (client, data), cut in zip(reads, cuts, strict=False):
+        split += [(client, data[:cut % len(data)]), (client, data[cut % len(data):])]
+    same(tmp_path_factory.mktemp("pipeline"), [r for r in split if r[1]])

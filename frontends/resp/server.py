@@ -68,6 +68,7 @@ from eventkv.commands.redis import (
     ServerState,
     Status,
     plain_get,
+    plain_set,
     plain_sets,
 )
 from eventkv.errors import EventKVError
@@ -399,10 +400,10 @@ class RespConnection(asyncio.Protocol):
         A plain ``GET key`` or ``SET key value`` runs ``plain_get``/``plain_set`` on the
         session's ``direct`` database -- the calls the handlers make, so the same reply and
         the same event -- without building the handler's arguments; any other command goes
-        through ``_execute``, after which what the session allows is read again.  A run of
-        plain SETs (a pipeline's, as a rule) is held until the run ends -- before the next
-        command, or at the end of the batch -- and written with one append (``plain_sets``):
-        the same events in the same order, a fraction of the system calls.
+        through ``_execute``, after which what the session allows is read again.  In a
+        batch of several commands (a pipeline), a run of plain SETs is held until the run
+        ends -- before the next command, or at the end of the batch -- and written with one
+        append (``plain_sets``): the same events in the same order, one system call.
 
         Metrics: one clock reading a command (a command's latency runs from the end of the
         one before), observed at once, as is the slow log; the commands that succeeded are
@@ -427,13 +428,14 @@ class RespConnection(asyncio.Protocol):
         sets: list[list[bytes]] = []  # a run of plain SETs not yet written (their replies are in ``out``)
         while batch:
             count += len(batch)
+            pipelined = len(batch) > 1
             for argv in batch:
                 name = argv[0]
                 entry = fast.get(name)
                 if entry is None and fast:
                     entry = fast.get(name.lower())
                 plain = direct is not None
-                if plain and entry is set_entry and len(argv) == 3:
+                if plain and pipelined and entry is set_entry and len(argv) == 3:
                     sets.append(argv)
                     out.append(_OK)
                     continue
@@ -448,6 +450,10 @@ class RespConnection(asyncio.Protocol):
                         else:
                             data = value.encode("utf-8", "surrogateescape")
                             out.append(b"$%d\r\n%b\r\n" % (len(data), data))
+                    elif plain and entry is set_entry and len(argv) == 3:  # a SET alone in its batch
+                        plain_set(direct, argv[1].decode("utf-8", "surrogateescape"),
+                                  argv[2].decode("utf-8", "surrogateescape"))
+                        out.append(_OK)
                     else:
                         plain = False
                         out.append(self._execute(entry, argv))
@@ -509,8 +515,12 @@ class RespConnection(asyncio.Protocol):
         n = len(sets)
         error = None
         try:
-            plain_sets(direct, [argv[1].decode("utf-8", "surrogateescape") for argv in sets],
-                       [argv[2].decode("utf-8", "surrogateescape") for argv in sets])
+            if n == 1:  # one put costs less than a run of one
+                plain_set(direct, sets[0][1].decode("utf-8", "surrogateescape"),
+                          sets[0][2].decode("utf-8", "surrogateescape"))
+            else:
+                plain_sets(direct, [argv[1].decode("utf-8", "surrogateescape") for argv in sets],
+                           [argv[2].decode("utf-8", "surrogateescape") for argv in sets])
         except EventKVError as e:
             error = _error_bytes(str(CommandError(f"ERR {e}")))
         except Exception as e:  # a bug: one line for each client reply, the details in the log
