@@ -379,13 +379,20 @@ def _columns(objects: list[Any]) -> Columns | None:
         return None
     all_puts = ops.count("put") == n
     kinds: list[Any] = [Put] * n if all_puts else list(map(_KINDS.get, ops))
-    seqs = list(map(get, objects, repeat("seq")))
-    stamps = list(map(get, objects, repeat("ts")))
-    keys = list(map(get, objects, repeat("key")))
-    values = list(map(get, objects, repeat("value")))
-    expiries = list(map(get, objects, repeat("exp")))
-    dbs = list(map(get, objects, repeat("db")))
-    all_db0 = dbs.count(None) == n  # the common case: no record names a database
+    if all_puts:  # the common case: one pass takes the four fields every put has, zip(*) makes the columns
+        try:
+            seqs, stamps, keys, values = map(list, zip(*map(_PUT_FIELDS, objects), strict=True))
+        except KeyError:  # a put without one of them: damaged
+            return None
+        bare = set(map(len, objects)) == {5}  # only those and "op": no expiry, no database
+    else:
+        seqs = list(map(get, objects, repeat("seq")))
+        stamps = list(map(get, objects, repeat("ts")))
+        keys = list(map(get, objects, repeat("key")))
+        values = list(map(get, objects, repeat("value")))
+        bare = False
+    expiries = [None] * n if bare else list(map(get, objects, repeat("exp")))
+    all_db0 = bare or list(map(get, objects, repeat("db"))).count(None) == n  # as a rule, no database is named
     dbs = [0] * n if all_db0 else list(map(get, objects, repeat("db"), repeat(0)))
     try:
         # The cheapest check that every one is a str: join raises TypeError if not.
@@ -411,6 +418,7 @@ def _columns(objects: list[Any]) -> Columns | None:
     return Columns(seqs[0], stamps, kinds, keys, values, expiries, dbs, all_puts)
 
 
+_PUT_FIELDS = itemgetter("seq", "ts", "key", "value")
 _INT, _INT_OR_NONE = {int}, {int, type(None)}
 _KINDS = {"put": Put, "del": Delete, "expire": Expire, "persist": Persist}
 

@@ -11,6 +11,7 @@ import pytest
 from hypothesis import example, given, settings
 
 from eventkv.events import (
+    Change,
     Clear,
     CodecError,
     Columns,
@@ -388,11 +389,23 @@ def test_indexing_columns_out_of_range_is_an_index_error() -> None:
         '[2]',
     ],
 )
-def test_one_bad_record_among_puts_is_a_codec_error(bad: str) -> None:
+@pytest.mark.parametrize("after", [Delete("b", 1), Put("b", "2")])  # a batch of all puts takes its own path
+def test_one_bad_record_among_puts_is_a_codec_error(bad: str, after: Change) -> None:
     """The column checks are as strict as decode_line's: one wrong field anywhere and the batch is refused."""
-    good = [encode_event(1, TS, Put("a", "1")), encode_event(3, TS, Delete("b", 1))]
+    good = [encode_event(1, TS, Put("a", "1")), encode_event(3, TS, after)]
     with pytest.raises(CodecError):
         decode_lines([good[0], _framed(bad), good[1]])
+
+
+@pytest.mark.parametrize("odd", [
+    '{"seq":2,"ts":1,"op":"put","value":"b","key":"a"}',  # fields in another order
+    '{"seq":2,"ts":1,"op":"put","key":"a","value":"b","exp":null,"db":0}',  # the defaults, written out
+    '{"seq":2,"ts":1,"op":"put","key":"a","value":"b","note":"x"}',  # a field no reader knows: ignored
+    '{"seq":2,"ts":1,"op":"put","key":"a","value":"b","exp":5,"db":2}',
+])
+def test_a_put_written_by_another_hand_decodes_alike_in_a_batch(odd: str) -> None:
+    lines = [encode_event(1, TS, Put("a", "1")), _framed(odd), encode_event(3, TS, Put("b", "2", 9))]
+    assert list(decode_lines(lines)) == [decode_line(x) for x in lines]
 
 
 @pytest.mark.parametrize("where", [0, 1, 8, 9, 20])
