@@ -407,7 +407,9 @@ class RespConnection(asyncio.Protocol):
 
         Metrics: one clock reading a command (a command's latency runs from the end of the
         one before), observed at once, as is the slow log; the commands that succeeded are
-        counted once a read (``_count_ok``), a failure at once (``Metrics.record``).
+        counted once a read (``_count_ok``), a failure at once (``Metrics.record``).  A run of
+        plain GETs or SETs in a pipeline reads the clock once, at its end, and its commands
+        share its time equally (``_observe_run``).
         """
         session = self.session
         assert session is not None
@@ -426,6 +428,7 @@ class RespConnection(asyncio.Protocol):
         name = b""
         started = clock()
         sets: list[list[bytes]] = []  # a run of plain SETs not yet written (their replies are in ``out``)
+        gets: list[list[bytes]] = []  # a run of plain GETs answered, their metrics not yet kept
         while batch:
             count += len(batch)
             pipelined = len(batch) > 1
@@ -436,14 +439,19 @@ class RespConnection(asyncio.Protocol):
                     entry = fast.get(name.lower())
                 plain = direct is not None
                 if plain and pipelined and entry is set_entry and len(argv) == 3:
+                    if gets:
+                        started = self._observe_run(gets, succeeded, started)
                     sets.append(argv)
                     out.append(_OK)
                     continue
                 if sets:
                     started = self._run_sets(direct, sets, out, succeeded, started)
+                get = plain and entry is get_entry and len(argv) == 2
+                if gets and not get:
+                    started = self._observe_run(gets, succeeded, started)
                 ok = True
                 try:
-                    if plain and entry is get_entry and len(argv) == 2:
+                    if get:
                         value = plain_get(direct, metrics, argv[1].decode("utf-8", "surrogateescape"))
                         if value is None:
                             out.append(nil)
@@ -467,6 +475,9 @@ class RespConnection(asyncio.Protocol):
                     ok = False
                     log.exception("internal error", command=name[:100])
                     out.append(_error_bytes(error_message(e)))
+                if get and ok and pipelined:
+                    gets.append(argv)
+                    continue
                 # Metrics: commands by name and status, latency, and the slow log.
                 now = clock()
                 elapsed = now - started
@@ -487,6 +498,8 @@ class RespConnection(asyncio.Protocol):
                     fast, direct, nil = self._allows
             if sets:
                 started = self._run_sets(direct, sets, out, succeeded, started)
+            elif gets:
+                started = self._observe_run(gets, succeeded, started)
             if close:
                 break
             try:
@@ -526,22 +539,34 @@ class RespConnection(asyncio.Protocol):
         except Exception as e:  # a bug: one line for each client reply, the details in the log
             log.exception("internal error", command=b"SET")
             error = _error_bytes(error_message(e))
+        if error is None:
+            return self._observe_run(sets, succeeded, started)
+        out[len(out) - n:] = [error] * n
+        return self._observe_run(sets, succeeded, started, failed=True)
+
+    def _observe_run(self, run: list[list[bytes]], succeeded: list[bytes], started: float, *,
+                     failed: bool = False) -> float:
+        """Keep the metrics of ``run`` (plain commands of a pipeline, all of one kind, that ran since
+        ``started``) as ``_run`` keeps a command's, each taking an equal share of the time; empty it.
+        The time the run ended."""
+        session = self.session
+        assert session is not None
         metrics = session.store.metrics
         now = time.perf_counter()
+        n = len(run)
         elapsed = (now - started) / n
-        if error is not None:
-            out[len(out) - n:] = [error] * n
-            for argv in sets:
+        if failed:
+            for argv in run:
                 metrics.record("resp", _label(argv[0]), False, elapsed)
         else:
-            succeeded.extend([argv[0] for argv in sets])
+            succeeded.extend([argv[0] for argv in run])
             metrics.histogram("resp").observe(elapsed, n)
         slowlog = metrics.slowlog
         if elapsed * 1_000_000 >= slowlog.threshold_us >= 0:
-            for argv in sets:
+            for argv in run:
                 slowlog.record(int(elapsed * 1_000_000), [a.decode("utf-8", "replace") for a in argv],
                                session.addr, "")
-        sets.clear()
+        run.clear()
         return now
 
     def _execute(self, entry: tuple[Handler, int, int] | None, argv: list[bytes]) -> bytes:
