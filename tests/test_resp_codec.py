@@ -1065,3 +1065,28 @@ def test_sentinel_and_constants() -> None:
     assert Error("ERR x").code == "ERR"
     parser: Callable[..., RequestParser] = make_request_parser
     assert parser(use_hiredis=False).commands() == []
+
+
+_ARG = st.one_of(st.binary(max_size=40), st.binary(min_size=1020, max_size=1030))
+
+
+@SKIP_NO_HIREDIS
+@settings(max_examples=300)
+@given(frames=st.lists(st.lists(_ARG, min_size=1, max_size=5), min_size=1, max_size=4))
+def test_the_canonical_encoding_is_pack_commands(frames: list[list[bytes]]) -> None:
+    """``_canonical``, which decides whether hiredis's reading of a read is accepted, writes what
+    ``hiredis.pack_command`` writes (or raises IndexError for an argument of 1 KiB or more)."""
+    import hiredis
+
+    expected = b"".join(hiredis.pack_command(tuple(f)) for f in frames)
+    if any(len(a) >= 1024 for f in frames for a in f):
+        with pytest.raises(IndexError):
+            codec._canonical(frames)
+    else:
+        assert codec._canonical(frames) == expected
+
+
+@pytest.mark.parametrize("frames", [[b"abc"], [[b"a", 1, b"c"]], [[b"a", [b"b"], b"c"]], [[b"a", None]], [7]])
+def test_what_is_not_a_list_of_bytes_has_no_canonical_encoding(frames: list[Any]) -> None:
+    with pytest.raises(TypeError):
+        codec._canonical(frames)

@@ -591,12 +591,21 @@ def _canonical(frames: list[Any]) -> bytes:
     argument of 1 KiB or more."""
     out: list[bytes] = []
     add = out.append
+    bulk = _BULK_HEADERS
     for frame in frames:
-        add(_ARRAY_HEADERS[len(frame)])
-        for arg in frame:
-            add(_BULK_HEADERS[len(arg)])
-            add(arg)
-            add(b"\r\n")
+        n = len(frame)
+        if n == 3:  # SET key value, and the like: one format instead of thirteen appends
+            a, b, c = frame
+            add(b"*3\r\n%b%b\r\n%b%b\r\n%b%b\r\n" % (bulk[len(a)], a, bulk[len(b)], b, bulk[len(c)], c))
+        elif n == 2:  # GET key
+            a, b = frame
+            add(b"*2\r\n%b%b\r\n%b%b\r\n" % (bulk[len(a)], a, bulk[len(b)], b))
+        else:
+            add(_ARRAY_HEADERS[n])
+            for arg in frame:
+                add(bulk[len(arg)])
+                add(arg)
+                add(b"\r\n")
     return b"".join(out)
 
 
