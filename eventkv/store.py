@@ -273,15 +273,10 @@ class Database:
             if type(key) is not str or type(value) is not str:
                 _check_str("key", key)
                 _check_str("value", value)
-        if not keys:
-            return
-        s = self._store
-        ttl_ms = s._default_ttl_ms if ttl is DEFAULT else _ttl_ms(ttl)
-        with s._lock:
-            now = s._clock()
-            seq = s._commit_puts(now, keys, values, None if ttl_ms is None else now + ttl_ms, self.index)
-        if s._sync_always:
-            s._wait_durable(seq)
+        if keys:
+            s = self._store
+            s._after_write(s._commit_puts(keys, values, s._default_ttl_ms if ttl is DEFAULT else _ttl_ms(ttl),
+                                          self.index))
 
     def delete(self, key: str) -> bool:
         """Remove ``key``; True if it was visible.  O(1)."""
@@ -622,19 +617,23 @@ class Store(Database):
             self._committed(seq, now, Put(key, value, expire_at, db), line)
         return seq
 
-    def _commit_puts(self, now: int, keys: list[str], values: list[str], expire_at: int | None, db: int) -> int:
-        """``_commit_put`` of each key and value in order, the lines appended with one write."""
-        first = self._last_seq + 1
-        lines = [encode_put(seq, now, key, value, expire_at, db)
-                 for seq, key, value in zip(range(first, first + len(keys)), keys, values, strict=False)]
-        last = first + len(lines) - 1
-        self._log.append(last, b"".join(lines), len(lines))
-        self._keyspaces.dbs[db].set_many(keys, values, [expire_at] * len(lines))
-        self._last_seq = last
-        if self._open_txs or self._observers:
-            for seq, key, value, line in zip(range(first, last + 1), keys, values, lines, strict=False):
-                self._committed(seq, now, Put(key, value, expire_at, db), line)
-        return last
+    def _commit_puts(self, keys: list[str], values: list[str], ttl_ms: int | None, db: int) -> int:
+        """Under the lock, now: ``_commit_put`` of each key and value in order (``ttl_ms`` from now, None:
+        never expires), the lines appended with one write; the sequence number of the last."""
+        with self._lock:
+            now = self._clock()
+            expire_at = None if ttl_ms is None else now + ttl_ms
+            first = self._last_seq + 1
+            lines = [encode_put(seq, now, key, value, expire_at, db)
+                     for seq, key, value in zip(range(first, first + len(keys)), keys, values, strict=False)]
+            last = first + len(lines) - 1
+            self._log.append(last, b"".join(lines), len(lines))
+            self._keyspaces.dbs[db].set_many(keys, values, [expire_at] * len(lines))
+            self._last_seq = last
+            if self._open_txs or self._observers:
+                for seq, key, value, line in zip(range(first, last + 1), keys, values, lines, strict=False):
+                    self._committed(seq, now, Put(key, value, expire_at, db), line)
+            return last
 
     def _committed(self, seq: int, now: int, change: Change, line: bytes) -> None:
         if self._open_txs:
