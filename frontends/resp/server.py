@@ -31,7 +31,8 @@ plain SETs in one read is written to the log in one go (``plain_sets``: the same
 events).  What a session allows is read again after any other command.
 
 Metrics cost one clock reading a command (a command's latency runs from the end of
-the one before); the commands that succeeded are counted once a read.
+the one before) -- one a run for a pipeline's run of plain GETs or SETs, whose
+commands share its time; the commands that succeeded are counted once a read.
 
 With ``fsync always`` the batch runs inside ``Store.deferred_sync()``: its writes
 do not wait for the disk one by one.  Its replies are held, reading from the
