@@ -82,17 +82,19 @@ def bench_memory(n: int) -> dict[str, float]:
     return out
 
 
-def _open_seconds(directory: str) -> float:
-    """Seconds ``Store.open`` takes on ``directory`` (closed again after)."""
-    started = time.perf_counter()
-    db = Store.open(directory, fsync="no", background=False)
-    elapsed = time.perf_counter() - started
-    db.close()
-    return elapsed
+def _open_seconds(directory: str, repeat: int) -> float:
+    """Seconds ``Store.open`` takes on ``directory`` (closed again after), the fastest of ``repeat`` opens."""
+    best = float("inf")
+    for _ in range(repeat):
+        started = time.perf_counter()
+        db = Store.open(directory, fsync="no", background=False)
+        best = min(best, time.perf_counter() - started)
+        db.close()
+    return best
 
 
-def bench_load(n: int) -> dict[str, float]:
-    """A million-key load through put, then restart: replay, snapshot, snapshot load."""
+def bench_load(n: int, repeat: int = 1) -> dict[str, float]:
+    """A million-key load through put, then restart: replay, snapshot, snapshot load (opens: best of ``repeat``)."""
     keys = _keys(n)
     out: dict[str, float] = {}
     d = tempfile.mkdtemp(prefix="eventkv-bench-")
@@ -103,12 +105,12 @@ def bench_load(n: int) -> dict[str, float]:
             db.put(k, k)
         out[f"load {n:,} keys (s)"] = time.perf_counter() - started
         db.close()
-        out["replay events/s"] = n / _open_seconds(d)
+        out["replay events/s"] = n / _open_seconds(d, repeat)
         started = time.perf_counter()
         with Store.open(d, fsync="no", background=False) as db:
             db.save()
         out["save (seal + compaction process) s"] = time.perf_counter() - started
-        out[f"open from a snapshot of {n:,} keys (s)"] = _open_seconds(d)
+        out[f"open from a snapshot of {n:,} keys (s)"] = _open_seconds(d, repeat)
     finally:
         shutil.rmtree(d, ignore_errors=True)
     d = tempfile.mkdtemp(prefix="eventkv-bench-")
@@ -117,7 +119,7 @@ def bench_load(n: int) -> dict[str, float]:
             for i, k in enumerate(keys):
                 db.put(k, k, ttl=3600 + i % 1000)  # a thousand distinct expiry times
             db.save()
-        out[f"open from a snapshot of {n:,} keys with TTLs (s)"] = _open_seconds(d)
+        out[f"open from a snapshot of {n:,} keys with TTLs (s)"] = _open_seconds(d, repeat)
     finally:
         shutil.rmtree(d, ignore_errors=True)
     return out
@@ -200,7 +202,7 @@ def run(args: argparse.Namespace) -> int:
     if "memory" in parts:
         results.update(bench_memory(args.keys))
     if "load" in parts:
-        results.update(bench_load(args.keys))
+        results.update(bench_load(args.keys, args.repeat))
     if "compaction" in parts:
         results.update(bench_compaction_latency(args.keys, 20_000))
     width = max(map(len, results))
