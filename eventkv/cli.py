@@ -70,10 +70,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     if runner is None:
         parser.print_help()
         return 2
+    return run_command(runner, args, "eventkv")
+
+
+def run_command(run: Callable[[argparse.Namespace], int], args: argparse.Namespace, name: str) -> int:
+    """``run(args)``, its exit status; an error a person caused is one line on stderr, named ``name``
+    (status 1), and Ctrl-C ends it quietly (status 130)."""
     try:
-        return runner(args)
+        return run(args)
     except EventKVError as e:
-        print(f"eventkv: {e}", file=sys.stderr)
+        print(f"{name}: {e}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130

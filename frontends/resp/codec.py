@@ -424,16 +424,24 @@ class RequestParser:
         runs them, as Redis does) and the ProtocolError is raised by the next call; it is raised at
         once when no command precedes it."""
         out: list[list[bytes]] = []
-        while True:
-            try:
-                cmd = self.next_command()
-            except ProtocolError:
-                if out:
-                    return out
-                raise
-            if cmd is NEED_DATA:
-                return out
-            out.append(cmd)
+        while self._take_one(out):
+            pass
+        return out
+
+    def _take_one(self, out: list[list[bytes]]) -> bool:
+        """Append the next complete command to ``out``; False when none can be taken now (more data is
+        needed, or malformed input follows the commands already in ``out``: its error is raised by the
+        next call).  The error is raised at once when ``out`` is empty."""
+        try:
+            cmd = self.next_command()
+        except ProtocolError:
+            if out:
+                return False
+            raise
+        if cmd is NEED_DATA:
+            return False
+        out.append(cmd)
+        return True
 
     # -- internals ------------------------------------------------------------------------------
 
@@ -792,15 +800,8 @@ class HiredisRequestParser(RequestParser):
                     continue
                 if batch is None:  # rejected: the frames go through the per-frame path
                     batching = False
-            try:
-                cmd = self.next_command()
-            except ProtocolError:
-                if out:
-                    return out
-                raise
-            if cmd is NEED_DATA:
-                return out
-            out.append(cmd)
+            if not self._take_one(out):
+                break
         return out
 
     def _batch(self) -> list[list[bytes]] | None:

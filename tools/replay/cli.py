@@ -33,6 +33,7 @@ import sys
 from collections.abc import Callable
 from typing import Any, TextIO
 
+from eventkv.cli import run_command
 from eventkv.errors import EventKVError
 from eventkv.events import Change, Clear, Delete, Expire, FlushAll, Persist, Put, SwapDB, Tx, event_to_json
 from tools.replay import progress as progress_module
@@ -448,11 +449,5 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tools.replay")
     add_arguments(parser)
     args = parser.parse_args(argv)
-    try:
-        return run(args)
-    except EventKVError as e:
-        print(f"eventkv replay: {e}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        return 130
+    return run_command(run, args, "eventkv replay")
 
