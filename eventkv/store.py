@@ -144,10 +144,11 @@ class Database:
     Every method is safe to call from many threads at once.
     """
 
-    __slots__ = ("_store", "index")
+    __slots__ = ("_store", "index", "_dbs")
 
     def __init__(self, store: Store, index: int) -> None:
         self._store = store
+        self._dbs = store._keyspaces.dbs  # the list stays; a swap exchanges its items
         #: the number of the database this view reads and writes
         self.index = index
 
@@ -163,12 +164,12 @@ class Database:
         key either before or after a concurrent write.  The one read that changes
         state -- dropping an expired key -- takes the lock and decides again.
         """
-        s = self._store
-        ks = s._keyspaces.dbs[self.index]
+        ks = self._dbs[self.index]
         value = ks._data.get(key)
         if value is not None and ks._expires:
             t = ks._expires.get(key)
-            if t is not None and t <= s._clock():
+            if t is not None and t * 1_000_000 <= self._store._clock_ns():  # t <= now (ms), without a Python call
+                s = self._store
                 with s._lock:
                     return s._keyspaces.dbs[self.index].get(key, s._clock())
         return value
@@ -254,7 +255,7 @@ class Database:
         s = self._store
         ttl_ms = s._default_ttl_ms if ttl is DEFAULT else _ttl_ms(ttl)
         with s._lock:
-            now = s._clock()
+            now = s._clock_ns() // 1_000_000  # s._clock(), without a Python call
             seq = s._commit_put(now, key, value, None if ttl_ms is None else now + ttl_ms, self.index)
         if s._sync_always:
             s._wait_durable(seq)
@@ -390,6 +391,7 @@ class Store(Database):
         "_keyspaces",
         "_log",
         "_clock",
+        "_clock_ns",
         "_last_seq",
         "_default_ttl_ms",
         "_sync_always",
@@ -416,12 +418,14 @@ class Store(Database):
     )
 
     def __init__(self, config: Config, log: EventLog, clock: Clock | None = None) -> None:
+        self._keyspaces = Keyspaces(config.databases)
         super().__init__(self, 0)
         self.config = config
         self._lock = threading.RLock()
-        self._keyspaces = Keyspaces(config.databases)
         self._log = log
         self._clock: Clock = clock or wall_clock_ms
+        #: the clock in ns (``_clock()`` is its floor in ms): ``t <= _clock()`` iff ``t * 10**6 <= _clock_ns()``
+        self._clock_ns: Clock = time.time_ns if clock is None else (lambda: clock() * 1_000_000)
         self._last_seq = 0
         self._default_ttl_ms = _ttl_ms(config.default_ttl)
         self._sync_always = config.fsync == "always"

@@ -53,6 +53,22 @@ def test_a_key_expires_at_its_expiry_time(store: Store, clock) -> None:
     assert store.get("a") is None
 
 
+def test_on_the_wall_clock_a_key_expires_at_its_expiry_time(tmp_path: Path) -> None:
+    """get compares the expiry with the clock in ns (no Python call): the same instant as the clock in ms."""
+    with Store.open(tmp_path, fsync="no", background=False) as db:
+        db.put("a", "1", ttl=0.05)
+        expire_at = db._keyspaces.dbs[0].peek("a")[1]
+        while db._clock() < expire_at - 1:
+            assert db.get("a") == "1" or db._clock() >= expire_at - 1
+            time.sleep(0.001)
+        while db._clock() < expire_at:
+            time.sleep(0.0002)
+        assert db.get("a") is None
+        before = db._clock()
+        now = db._clock_ns() // 1_000_000
+        assert before <= now <= db._clock()
+
+
 @pytest.mark.parametrize("ttl", [None, 0])
 def test_ttl_none_or_0_never_expires(store: Store, clock, ttl) -> None:
     store.put("a", "1", ttl=ttl)
