@@ -17,11 +17,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import FakeClock
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from resp_helpers import ServerProcess, eventkv, free_port
 
 from eventkv import Store
 from eventkv.commands import NO_OUTPUT, AliasBook, CommandError
-from eventkv.commands.redis import NIL_ARRAY, QUEUED, RedisSession, ServerState, Status
+from eventkv.commands.redis import NIL_ARRAY, QUEUED, RESP, RedisSession, ServerState, Status
 from frontends.resp.server import render
 
 redis = pytest.importorskip("redis")
@@ -126,6 +129,57 @@ def test_string_commands(session: RedisSession) -> None:
     assert run(session, "GETEX", "e", "PERSIST") == "v" and run(session, "TTL", "e") == -1
     assert run(session, "GETEX", "e", "EX", "5") == "v" and run(session, "TTL", "e") == 5
     assert error(session, "SETEX", "e", "0", "v") == "ERR invalid expire time in 'setex' command"
+
+
+_GARBAGE_COMMANDS = sorted(c.name for c in RESP if c.name not in ("save", "bgsave", "backup"))  # not a process each
+_GARBAGE_WORDS = ["a", "b", "-1", "0", "1", "2", "15", "16", "1.5", "nan", "inf", "-inf", "1e400", "0x10",
+                  str(2**63 - 1), str(-(2**63)), str(2**64), str(2**62), "EX", "PX", "EXAT", "PXAT", "NX", "XX",
+                  "GT", "LT", "GET", "KEEPTTL", "PERSIST", "MATCH", "COUNT", "TYPE", "FILTERBY", "PATTERN", "LIST",
+                  "ID", "SETNAME", "GETNAME", "SETINFO", "GET", "SET", "maxclients", "appendfsync", "*", "[", "\\",
+                  "", "\x00", "\udcff", "é", "x" * 300, "-k", "-v", "-l", "-c", "put a 1", "get a", "3"]
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(script=st.lists(st.tuples(st.sampled_from(_GARBAGE_COMMANDS),
+                                 st.lists(st.sampled_from(_GARBAGE_WORDS), max_size=6)), max_size=12))
+def test_garbage_commands_answer_errors_and_the_log_replays_to_the_same_state(
+        tmp_path_factory: pytest.TempPathFactory, script: list[tuple[str, list[str]]]) -> None:
+    """Any command with any arguments: a reply or a CommandError (never an internal error), and
+    every change reached the log (a reopened store holds exactly the same keys, values and expiries)."""
+    data_dir = tmp_path_factory.mktemp("garbage")
+    clock = FakeClock()
+    store = Store.open(data_dir, background=False, clock=clock)
+    try:
+        session = RedisSession(ServerState(store), AliasBook())
+        for name, args in script:
+            try:
+                session.execute([name, *args])
+            except CommandError:
+                pass
+            clock.advance(1)
+        state = _held(store)
+    finally:
+        store.close()
+    with Store.open(data_dir, background=False, clock=clock) as again:
+        assert _held(again) == state
+
+
+def _held(store: Store) -> list[list[tuple[str, tuple[str, int | None] | None]]]:
+    """Every database's (key, (value, expiry)), sorted."""
+    return [sorted((k, db.lookup(k)) for k, _v in db.items()) for db in map(store.db, range(16))]
+
+
+@pytest.mark.parametrize("command", [
+    ["SET", "a", "1", "PXAT", str(2**62)], ["SET", "a", "1", "EXAT", str(2**62 // 1000 + 1)],
+    ["SET", "a", "1", "PX", str(2**63 - 1)], ["GETEX", "a", "PXAT", str(2**63 - 1)],
+    ["PEXPIREAT", "a", str(2**63 - 1)], ["EXPIREAT", "a", str(2**62 // 1000 + 1)], ["PEXPIRE", "a", str(2**62)],
+])
+def test_an_expiry_beyond_what_the_log_holds_is_an_invalid_expire_time(session: RedisSession, command) -> None:
+    """Redis takes expiry times up to 2**63 - 1 ms; the log holds them below 2**62: refused, nothing changed."""
+    run(session, "SET", "a", "1")
+    assert error(session, *command) == f"ERR invalid expire time in '{command[0].lower()}' command"
+    assert run(session, "GET", "a") == "1" and run(session, "TTL", "a") == -1
+    assert run(session, "PEXPIREAT", "a", str(2**62 - 1)) == 1 and run(session, "PEXPIRETIME", "a") == 2**62 - 1
 
 
 def test_incr_keeps_the_ttl(session: RedisSession) -> None:
@@ -322,6 +376,16 @@ def test_client_command_config_and_server_commands(session: RedisSession, store:
     assert docs["get"]["group"] == "string"
     info = run(session, "COMMAND", "INFO", "get", "nosuch")
     assert info[0][:6] == ["get", 2, ["readonly", "fast"], 1, 1, 1] and info[1] is None
+    assert run(session, "COMMAND", "LIST") == session.table.names()
+    assert sorted(run(session, "COMMAND", "LIST", "FILTERBY", "PATTERN", "GET*")) == [
+        "get", "getdel", "getex", "getrange", "getset"]
+    assert "get" in run(session, "COMMAND", "LIST", "filterby", "aclcat", "@string")
+    assert "get" not in run(session, "COMMAND", "LIST", "FILTERBY", "ACLCAT", "keyspace")
+    assert run(session, "COMMAND", "LIST", "FILTERBY", "MODULE", "json") == []
+    for bad in (["x"], ["FILTERBY", "PATTERN"], ["FILTERBY", "NAME", "get"], ["FILTERBY", "PATTERN", "a", "b"]):
+        assert error(session, "COMMAND", "LIST", *bad) == "ERR syntax error"
+    assert "COMMAND COUNT" in run(session, "COMMAND", "HELP")
+    assert error(session, "COMMAND", "HELP", "x") == "ERR unknown subcommand 'HELP'. Try COMMAND HELP."
     assert run(session, "CONFIG", "GET", "maxclients") == {"maxclients": "10000"}
     assert run(session, "CONFIG", "SET", "maxclients", "5") is NO_OUTPUT
     assert session.server.maxclients == 5

@@ -47,7 +47,7 @@ import resource
 import sys
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
@@ -58,7 +58,7 @@ from eventkv.commands.find import Query, compile_matcher, find, translate_glob
 from eventkv.commands.seed import SEED
 from eventkv.commands.session import Session
 from eventkv.errors import ConflictError
-from eventkv.store import KEEP, Database, Store, Transaction
+from eventkv.store import KEEP, MAX_EXPIRE_AT, Database, Store, Transaction
 from projections.keyspace import prefix_end
 
 if TYPE_CHECKING:
@@ -390,8 +390,8 @@ def _expire_at(session: Session, option: str, text: str, command: str) -> int:
         n *= 1000
     if option in ("EX", "PX"):
         n += session.store.now()
-        if n > _LLONG_MAX:
-            raise invalid
+    if n >= MAX_EXPIRE_AT:  # Redis takes up to 2**63 - 1; the log holds expiry times below 2**62 ms
+        raise invalid
     return n
 
 
@@ -776,7 +776,7 @@ def _expire_generic(session: Session, args: list[str], name: str, unit_ms: int, 
     with _unit(session, name) as tx:
         now = session.store.now()
         at = n if absolute else now + n
-        if not _LLONG_MIN <= at <= _LLONG_MAX:
+        if not _LLONG_MIN <= at < MAX_EXPIRE_AT:  # Redis: up to 2**63 - 1; the log: below 2**62 ms
             raise invalid
         found = tx.lookup(key)
         if found is None:
@@ -1223,8 +1223,7 @@ def _config(session: Session, args: list[str]) -> Any:
         settings = _settings(s)
         out: dict[str, str] = {}
         for pattern in rest:
-            glob = translate_glob(pattern.lower())
-            matches = compile_matcher(glob.regex, full=True, dot_nl=True)
+            matches = _glob_matcher(pattern.lower())
             for name, value in settings.items():
                 if matches(name):
                     out[name] = value
@@ -1310,19 +1309,45 @@ def _lastsave(session: Session, args: list[str]) -> Any:
     return int(session.store.last_save_time)
 
 
+def _glob_matcher(pattern: str) -> Callable[[str], bool]:
+    """A predicate: does a name match the glob ``pattern`` (wholly)?"""
+    return compile_matcher(translate_glob(pattern).regex, full=True, dot_nl=True)
+
+
+def _group(command: Command) -> str:
+    """The command's group, its ACL category: a Redis command's own, ``eventkv`` for the seed dialect's."""
+    return command.group if isinstance(command, RedisCommand) else "eventkv"
+
+
 def _command_info(command: Command) -> list[Any]:
     lo, hi = command.min_args, command.max_args
     arity = lo + 1 if hi == lo else -(lo + 1)
     if isinstance(command, RedisCommand):
         first, last, step = command.keys
         flags = list(command.flags)
-        group = command.group
     else:
         first, last, step = (1, 1, 1) if command.params[:1] == ("<key>",) else (0, 0, 0)
         flags = []
-        group = "eventkv"
     flags = [Status(f) for f in (["write"] if command.write else ["readonly"]) + flags]
-    return [command.name, arity, flags, first, last, step, [Status(f"@{group}")], [], [], []]
+    return [command.name, arity, flags, first, last, step, [Status(f"@{_group(command)}")], [], [], []]
+
+
+def _command_list(table: CommandTable, args: list[str]) -> list[str]:
+    """``COMMAND LIST [FILTERBY MODULE name | ACLCAT category | PATTERN glob]``, as Redis answers it."""
+    if not args:
+        return table.names()
+    if len(args) != 3 or args[0].lower() != "filterby":
+        raise CommandError("ERR syntax error")
+    kind, value = args[1].lower(), args[2]
+    if kind == "module":
+        return []  # eventkv has no modules
+    if kind == "aclcat":
+        category = value.lower().removeprefix("@")
+        return [c.name for c in table if _group(c) == category]
+    if kind == "pattern":
+        matches = _glob_matcher(value.lower())  # command names are matched without case, as by Redis
+        return [name for name in table.names() if matches(name)]
+    raise CommandError("ERR syntax error")
 
 
 def _command(session: Session, args: list[str]) -> Any:
@@ -1334,7 +1359,14 @@ def _command(session: Session, args: list[str]) -> Any:
     if sub == "count" and not rest:
         return len(table)
     if sub == "list":
-        return table.names()
+        return _command_list(table, rest)
+    if sub == "help" and not rest:
+        return ["COMMAND", "    the details of every command", "COMMAND COUNT", "    the number of commands",
+                "COMMAND LIST [FILTERBY (MODULE <name>|ACLCAT <category>|PATTERN <glob>)]",
+                "    the names of the commands, or of those that pass the filter",
+                "COMMAND INFO [<command-name> ...]", "    the details of the commands named, or of all",
+                "COMMAND DOCS [<command-name> ...]", "    the documentation of the commands named, or of all",
+                "HELP", "    this help"]
     if sub == "info":
         found = [table.get(name) for name in rest] if rest else list(table)
         return [None if c is None else _command_info(c) for c in found]
