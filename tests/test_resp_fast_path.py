@@ -1,11 +1,15 @@
 """The RESP server's hot path: a plain GET or SET runs ``plain_get``/``plain_sets`` straight away.
 
-Each scenario is sent, read by read, to three servers on three stores that share
-one fake clock: the server as it is (``fast``); one whose GET and SET are other
-``Command`` objects with the same handlers, so they go through their handlers
-(``handler``); and one with a command recorder, so that every command goes through
-``RedisSession.execute`` (``generic``).  The replies, the log records (byte for
-byte: same sequence numbers, same timestamps) and the metrics must be the same.
+Each scenario is sent, read by read, to four servers on four stores that share
+one fake clock: the server as it is without a loop, which writes every run of
+SETs at once (``fast``); the same with a loop, which holds the run of SETs that
+ends a read until the loop iteration ends -- here, until the read has been
+handled (``held``); one whose GET and SET are other ``Command`` objects with the
+same handlers, so they go through their handlers (``handler``); and one with a
+command recorder, so that every command goes through ``RedisSession.execute``
+(``generic``).  The replies, the log records (byte for byte: same sequence
+numbers, same timestamps) and the metrics must be the same.  Further tests hold
+the SETs of several clients across reads, as one loop iteration does.
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ from frontends.resp import server as server_module
 from frontends.resp.codec import encode_command
 from frontends.resp.server import TABLE, RespConnection, RespServer
 
-MODES = ("fast", "handler", "generic")
+MODES = ("fast", "held", "handler", "generic")
 
 
 class Transport:
@@ -58,6 +62,22 @@ class Transport:
         pass
 
 
+class Loop:
+    """The part of an event loop the server uses to hold runs of SETs: callbacks run when told."""
+
+    def __init__(self) -> None:
+        self.callbacks: list[Any] = []
+
+    def call_soon(self, callback: Any, *args: Any) -> None:
+        self.callbacks.append((callback, args))
+
+    def run(self) -> None:
+        """Run the callbacks, as the end of a loop iteration does."""
+        while self.callbacks:
+            callback, args = self.callbacks.pop(0)
+            callback(*args)
+
+
 class Recorder:
     """A command log in memory: with one, a session sends every command through ``execute``."""
 
@@ -77,7 +97,9 @@ def handler_table() -> CommandTable:
 class Setup:
     """One store and one server in a given mode; connections are made on demand."""
 
-    def __init__(self, mode: str, directory: Path, clock: FakeClock, requirepass: str | None) -> None:
+    def __init__(self, mode: str, directory: Path, clock: FakeClock, requirepass: str | None,
+                 release: bool = True) -> None:
+        """``release``: in mode ``held``, end the loop iteration after each read (else ``loop.run()`` does)."""
         self.store = Store.open(directory, fsync="no", background=False, clock=clock)
         state = ServerState(self.store, requirepass=requirepass)
         options: dict[str, Any] = {}
@@ -86,6 +108,10 @@ class Setup:
         elif mode == "generic":
             options["command_log"] = Recorder()
         self.server = RespServer(self.store, AliasBook(), state, **options)
+        self.loop = Loop()
+        if mode == "held":
+            self.server.loop = self.loop  # type: ignore[assignment]  # what the server uses of a loop
+        self.release = release
         self.connections: dict[int, tuple[RespConnection, Transport]] = {}
 
     def send(self, client: int, data: bytes) -> None:
@@ -97,6 +123,8 @@ class Setup:
         connection, transport = self.connections[client]
         if not transport.closed:
             connection.data_received(data)
+        if self.release:
+            self.loop.run()
 
     def outcome(self) -> dict[str, Any]:
         metrics = self.store.metrics
@@ -114,6 +142,7 @@ class Setup:
         }
 
     def close(self) -> None:
+        self.loop.run()
         for connection, _ in self.connections.values():
             connection.connection_lost(None)
         self.store.close()
@@ -183,7 +212,7 @@ def direct_calls(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
 def test_the_fast_path_is_taken_only_by_the_fast_server(tmp_path: Path, direct_calls: list[str]) -> None:
     reads = one(cmd("SET", "k", "v"), cmd("GET", "k"), cmd("get", "k"), cmd("GeT", "k"))
     outcomes = play(tmp_path, reads)
-    assert direct_calls == ["set", "get", "get", "get"]  # from the fast server only: the others use handlers
+    assert direct_calls == ["set", "get", "get", "get"] * 2  # from fast and held only: the others use handlers
     assert outcomes["fast"]["replies"][0] == b"+OK\r\n" + b"$1\r\nv\r\n" * 3
 
 
@@ -195,7 +224,7 @@ def test_a_run_of_plain_sets_is_written_at_once_in_order(tmp_path: Path, direct_
     out = same(tmp_path, [(0, pipeline), (1, cmd("GET", "a") + run[:30]), (1, run[30:] + cmd(b"GET", binary))])
     # A run ends at any other command, at a SET with options, and at the end of what one read holds;
     # a run of one is one put.
-    assert direct_calls == ["sets:4", "get", "set", "sets:2", "sets:4", "get", "set", "sets:3", "get"]
+    assert direct_calls == ["sets:4", "get", "set", "sets:2", "sets:4", "get", "set", "sets:3", "get"] * 2
     assert out["replies"][0] == (b"+OK\r\n" * 4 + b"$1\r\n3\r\n" + b"+OK\r\n" * 4
                                  + b"*5\r\n$1\r\n3\r\n$1\r\n2\r\n$1\r\n5\r\n$1\r\n6\r\n$1\r\n7\r\n" + b"+OK\r\n" * 4)
     assert out["replies"][1] == b"$1\r\n3\r\n" + b"+OK\r\n" * 4 + b"$256\r\n" + binary + b"\r\n"
@@ -383,3 +412,97 @@ def test_any_pipeline_cut_anywhere_answers_as_the_handlers_do(
     for (client, data), cut in zip(reads, cuts, strict=False):
         split += [(client, data[:cut % len(data)]), (client, data[cut % len(data):])]
     same(tmp_path_factory.mktemp("pipeline"), [r for r in split if r[1]])
+
+
+# --------------------------------------------------------------------- SETs held across clients
+
+
+@pytest.fixture
+def held(tmp_path: Path) -> Iterator[Setup]:
+    """A server with a loop whose iteration ends only when the test says (``setup.loop.run()``)."""
+    setup = Setup("held", tmp_path / "held", FakeClock(), None, release=False)
+    yield setup
+    setup.close()
+
+
+def replies(setup: Setup) -> dict[int, bytes]:
+    return {c: bytes(t.written) for c, (_, t) in setup.connections.items()}
+
+
+def test_the_sets_of_many_clients_in_one_loop_iteration_are_written_with_one_append(
+        held: Setup, direct_calls: list[str]) -> None:
+    for client in range(5):
+        held.send(client, cmd("SET", f"k{client}", str(client)))
+    assert direct_calls == [] and set(replies(held).values()) == {b""}  # nothing written, nothing answered
+    held.loop.run()
+    assert direct_calls == ["sets:5"]
+    assert replies(held) == {c: b"+OK\r\n" for c in range(5)}
+    assert [b'"key":"k%d"' % c in r for c, r in enumerate(log_records(log_path(held.store)))] == [True] * 5
+    out = held.outcome()
+    assert out["commands"][("resp", "set", "ok")] == 5 and out["latencies"] == out["processed"] == 5
+
+
+def test_a_held_set_goes_before_its_clients_next_command_and_others_see_it_once_written(
+        held: Setup, direct_calls: list[str]) -> None:
+    held.send(0, cmd("SET", "a", "1"))
+    held.send(1, cmd("GET", "a"))  # another client, before the SET is written: as if it came first
+    held.send(2, cmd("SET", "b", "2") + cmd("GET", "b") + cmd("SET", "c", "3") + cmd("SET", "d", "4"))
+    assert replies(held) == {0: b"", 1: b"$-1\r\n", 2: b""}
+    held.send(0, cmd("GET", "a") + cmd("GET", "c"))  # the held runs are written first
+    assert direct_calls == ["get", "set", "get", "sets:3", "get", "get"]
+    assert replies(held) == {0: b"+OK\r\n$1\r\n1\r\n$1\r\n3\r\n", 1: b"$-1\r\n",
+                             2: b"+OK\r\n$1\r\n2\r\n+OK\r\n+OK\r\n"}
+    assert held.loop.callbacks  # the release this iteration asked for finds nothing left
+    held.loop.run()
+    assert len(log_records(log_path(held.store))) == 4
+
+
+def test_a_failed_write_fails_every_held_set_of_it_and_nothing_else(
+        held: Setup, monkeypatch: pytest.MonkeyPatch) -> None:
+    import eventkv.log
+
+    real = eventkv.log.os.write
+
+    def full(fd: int, data: bytes) -> int:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    held.send(0, cmd("SET", "a", "1"))
+    held.send(1, cmd("PING") + cmd("SET", "b", "2") + cmd("SET", "c", "3"))
+    monkeypatch.setattr(eventkv.log.os, "write", full)
+    held.loop.run()
+    monkeypatch.setattr(eventkv.log.os, "write", real)
+    error = b"-ERR cannot write to %b: the disk is full; nothing was changed\r\n" % str(log_path(held.store)).encode()
+    assert replies(held) == {0: error, 1: b"+PONG\r\n" + error * 2}
+    held.send(0, cmd("SET", "a", "4") + cmd("MGET", "a", "b", "c"))
+    held.loop.run()
+    assert replies(held)[0] == error + b"+OK\r\n*3\r\n$1\r\n4\r\n$-1\r\n$-1\r\n"
+    out = held.outcome()
+    assert out["commands"][("resp", "set", "error")] == 3 and out["commands"][("resp", "set", "ok")] == 1
+    assert len(out["log"]) == 1
+
+
+def test_held_sets_of_each_database_are_written_to_it(held: Setup, direct_calls: list[str]) -> None:
+    held.send(1, cmd("SELECT", "1") + cmd("SET", "x", "1"))
+    held.send(0, cmd("SET", "y", "2"))
+    held.send(2, cmd("SET", "z", "3"))
+    held.loop.run()
+    assert direct_calls == ["set", "sets:2"]
+    assert held.store.db(1).get("x") == "1" and held.store.get("x") is None
+    assert held.store.get("y") == "2" and held.store.get("z") == "3"
+    assert replies(held) == {1: b"+OK\r\n+OK\r\n", 0: b"+OK\r\n", 2: b"+OK\r\n"}
+
+
+def test_a_held_set_of_a_client_gone_is_written_and_nothing_is_sent(held: Setup) -> None:
+    held.send(0, cmd("SET", "a", "1"))
+    connection, transport = held.connections[0]
+    connection.disconnect()
+    held.loop.run()  # Transport refuses a write after close
+    assert held.store.get("a") == "1" and transport.written == b""
+
+
+def test_closing_the_server_writes_and_answers_held_sets_first(held: Setup) -> None:
+    import asyncio
+
+    held.send(0, cmd("SET", "a", "1"))
+    asyncio.run(held.server.close())
+    assert replies(held) == {0: b"+OK\r\n"} and held.connections[0][1].closed and held.store.get("a") == "1"
