@@ -254,9 +254,17 @@ class Database:
             _check_str("value", value)
         s = self._store
         ttl_ms = s._default_ttl_ms if ttl is DEFAULT else _ttl_ms(ttl)
-        with s._lock:
+        db = self.index
+        with s._lock:  # Store._commit(now, Put(...)) without making the Put unless someone needs it
             now = s._clock_ns() // 1_000_000  # s._clock(), without a Python call
-            seq = s._commit_put(now, key, value, None if ttl_ms is None else now + ttl_ms, self.index)
+            expire_at = None if ttl_ms is None else now + ttl_ms
+            seq = s._last_seq + 1
+            line = encode_put(seq, now, key, value, expire_at, db)
+            s._log.append(seq, line)  # raises (and nothing is applied) on failure
+            s._keyspaces.dbs[db].set(key, value, expire_at)
+            s._last_seq = seq
+            if s._open_txs or s._observers:
+                s._committed(seq, now, Put(key, value, expire_at, db), line)
         if s._sync_always:
             s._wait_durable(seq)
 
@@ -610,19 +618,8 @@ class Store(Database):
         self._committed(seq, now, change, line)
         return seq
 
-    def _commit_put(self, now: int, key: str, value: str, expire_at: int | None, db: int) -> int:
-        """``_commit(now, Put(...))`` without making the Put unless someone needs it: the hot path."""
-        seq = self._last_seq + 1
-        line = encode_put(seq, now, key, value, expire_at, db)
-        self._log.append(seq, line)
-        self._keyspaces.dbs[db].set(key, value, expire_at)
-        self._last_seq = seq
-        if self._open_txs or self._observers:
-            self._committed(seq, now, Put(key, value, expire_at, db), line)
-        return seq
-
     def _commit_puts(self, keys: list[str], values: list[str], ttl_ms: int | None, db: int) -> int:
-        """Under the lock, now: ``_commit_put`` of each key and value in order (``ttl_ms`` from now, None:
+        """Under the lock, now: what ``put`` commits, for each key and value in order (``ttl_ms`` from now, None:
         never expires), the lines appended with one write; the sequence number of the last."""
         with self._lock:
             now = self._clock()

@@ -177,6 +177,12 @@ def test_encode_put_writes_the_json_of_the_event_object(key: str, value: str, ex
     assert encode_put(3, TS, key, value, exp, db) == frame_line(dump_json(d))
 
 
+@settings(max_examples=300, deadline=None)
+@given(body=st.binary(max_size=64) | st.sampled_from([b"", b"a", b"\x00" * 4, b"13", b"The quick brown fox"]))
+def test_frame_line_is_the_crc_in_8_lower_case_hex_digits_a_space_the_body_and_a_newline(body: bytes) -> None:
+    assert frame_line(body) == b"%08x %b\n" % (zlib.crc32(body), body)
+
+
 # --------------------------------------------------------------------------- damage
 
 
