@@ -259,11 +259,15 @@ class RespServer:
         for connection in held:
             assert connection.held is not None
             by_db.setdefault(connection.held.db, []).append(connection)
+        succeeded: list[bytes] = []
         for db, connections in by_db.items():
             runs = [c.held.sets for c in connections if c.held is not None]
             error = _write_sets(db, [argv for run in runs for argv in run])
+            now = time.perf_counter()
             for connection in connections:
-                connection.release(error)
+                connection.release(error, succeeded, now)
+        if succeeded:
+            _count_ok(self.store.metrics, succeeded)
 
     async def start(self, host: str | None = "127.0.0.1", port: int = 6379, *,
                     sock: socket.socket | None = None) -> None:
@@ -591,36 +595,30 @@ class RespConnection(asyncio.Protocol):
         Metrics as ``_run`` keeps them, each SET of the run taking an equal share of its time.
         """
         assert direct is not None
-        return self._sets_written(_write_sets(direct, sets), sets, out, succeeded, started)
+        error = _write_sets(direct, sets)
+        if error is not None:
+            out[len(out) - len(sets):] = [error] * len(sets)
+        return self._observe_run(sets, succeeded, started, failed=error is not None)
 
-    def _sets_written(self, error: bytes | None, sets: list[list[bytes]], out: list[bytes], succeeded: list[bytes],
-                      started: float) -> float:
-        """After the run ``sets`` was written: its replies (the last of ``out``) and its metrics, as
-        ``_run_sets`` gives them; empty it.  The time the run ended."""
-        if error is None:
-            return self._observe_run(sets, succeeded, started)
-        n = len(sets)
-        out[len(out) - n:] = [error] * n
-        return self._observe_run(sets, succeeded, started, failed=True)
-
-    def release(self, error: bytes | None) -> None:
-        """The held run was written (``error``: or not): its metrics, then the read's replies go out."""
+    def release(self, error: bytes | None, succeeded: list[bytes], now: float) -> None:
+        """The held run was written at ``now`` (``error``: or not): its metrics (the names of its
+        SETs added to ``succeeded`` if they did), then the read's replies go out."""
         held = self.held
         assert held is not None
         self.held = None
-        succeeded: list[bytes] = []
-        self._sets_written(error, held.sets, held.out, succeeded, held.started)
-        if succeeded:
-            _count_ok(self.server.store.metrics, succeeded)
+        if error is not None:
+            held.out[len(held.out) - len(held.sets):] = [error] * len(held.sets)
+        self._observe_run(held.sets, succeeded, held.started, failed=error is not None, now=now)
         self._deliver(held.out, False)
 
     def _observe_run(self, run: list[list[bytes]], succeeded: list[bytes], started: float, *,
-                     failed: bool = False) -> float:
+                     failed: bool = False, now: float | None = None) -> float:
         """Keep the metrics of ``run`` (plain commands of a pipeline, all of one kind, that ran since
         ``started``) as ``_run`` keeps a command's, each taking an equal share of the time; empty it.
         The time the run ended."""
         metrics = self.server.store.metrics
-        now = time.perf_counter()
+        if now is None:
+            now = time.perf_counter()
         n = len(run)
         elapsed = (now - started) / n
         if failed:
