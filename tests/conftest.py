@@ -44,6 +44,12 @@ class FakeClock:
             return self._now
 
 
+def crash_runs(default: int) -> range:
+    """The random crash points a kill -9 test runs: ``default``, or ``EVENTKV_CRASH_RUNS`` of them for a
+    longer soak on demand (each run's seed follows from its number, so a failure can be replayed)."""
+    return range(int(os.environ.get("EVENTKV_CRASH_RUNS", default)))
+
+
 @pytest.fixture(autouse=True)
 def _no_eventkv_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     """``EVENTKV_*`` variables of the machine running the tests must not change them."""

@@ -17,6 +17,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import crash_runs
 
 from eventkv import Store
 
@@ -102,7 +103,7 @@ def test_the_child_writes_and_acknowledges_in_order(tmp_path: Path) -> None:
         assert s.get("t2:a") == s.get("t2:b") == "2"
 
 
-@pytest.mark.parametrize("run", range(8))
+@pytest.mark.parametrize("run", crash_runs(8))
 def test_every_acknowledged_write_survives_kill_9(tmp_path: Path, run: int) -> None:
     rng = random.Random(1000 + run)
     directory = tmp_path / "d"
@@ -116,7 +117,7 @@ def test_every_acknowledged_write_survives_kill_9(tmp_path: Path, run: int) -> N
     assert len(acked) <= n <= len(acked) + 1, (len(acked), n)
 
 
-@pytest.mark.parametrize("run", range(4))
+@pytest.mark.parametrize("run", crash_runs(4))
 def test_a_torn_last_write_loses_at_most_that_write(tmp_path: Path, run: int) -> None:
     rng = random.Random(2000 + run)
     directory = tmp_path / "d"

@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import crash_runs
 
 from eventkv import EventKVError, Store, snapshot
 from eventkv import compact as compact_module
@@ -313,9 +314,10 @@ def _kill_writer_after(d: Path, acks: int) -> list[str]:
     return seen
 
 
-@pytest.mark.parametrize("run", range(20))
+@pytest.mark.parametrize("run", crash_runs(20))
 def test_kill_9_while_writing_sealing_and_compacting_loses_nothing_acknowledged(tmp_path: Path, run: int) -> None:
-    """20 random crash points of a writer whose log is sealed and compacted all the time."""
+    """20 random crash points (EVENTKV_CRASH_RUNS for more) of a writer whose log is sealed and compacted
+    all the time."""
     rng = random.Random(7000 + run)
     d = tmp_path / "d"
     acked = _kill_writer_after(d, rng.randint(5, 250))

@@ -139,7 +139,8 @@ _GARBAGE_WORDS = ["a", "b", "-1", "0", "1", "2", "15", "16", "1.5", "nan", "inf"
                   "", "\x00", "\udcff", "é", "x" * 300, "-k", "-v", "-l", "-c", "put a 1", "get a", "3"]
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=int(os.environ.get("EVENTKV_GARBAGE_EXAMPLES", "300")), deadline=None,
+          suppress_health_check=[HealthCheck.too_slow])
 @given(script=st.lists(st.tuples(st.sampled_from(_GARBAGE_COMMANDS),
                                  st.lists(st.sampled_from(_GARBAGE_WORDS), max_size=6)), max_size=12))
 def test_garbage_commands_answer_errors_and_the_log_replays_to_the_same_state(
