@@ -9,9 +9,11 @@ made after P, seen at P's time.
 
 from __future__ import annotations
 
+import io
 import json
 import os
 from collections.abc import Iterator
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +25,7 @@ from hypothesis import HealthCheck, given, settings
 from eventkv import Store
 from eventkv.compact import ARCHIVE, compact
 from eventkv.events import load_json
-from tools.replay import cli
+from tools.replay import cli, render
 from tools.replay.engine import KeyFilter, Timeline, key_needles
 from tools.replay.points import PointError, ms_to_iso, parse_point
 
@@ -255,6 +257,41 @@ def test_points_parse() -> None:
         with pytest.raises(PointError, match="is not a point"):
             parse_point(bad, 0)
     assert ms_to_iso(T0 + 5) == "2027-01-15T08:00:00.005Z"
+
+
+@settings(max_examples=300, deadline=None)
+@given(ms=st.integers(min_value=-(10**15), max_value=10**16)
+       | st.sampled_from([0, 1, 999, 1000, -1, -1000, 253_402_300_799_999, 253_402_300_800_000]))
+def test_ms_to_iso_is_the_datetime_formatting(ms: int) -> None:
+    """The fast formatting (time.gmtime) writes what datetime does, and the same text past year 9999."""
+    try:
+        moment = datetime(1970, 1, 1, tzinfo=timezone.utc) + timedelta(milliseconds=ms)
+        expected = moment.strftime("%Y-%m-%dT%H:%M:%S") + f".{moment.microsecond // 1000:03d}Z"
+    except OverflowError:
+        expected = f"{ms}ms"
+    assert ms_to_iso(ms) == expected
+
+
+_CELL = st.text(alphabet="ab '\\é-", max_size=6) | st.text(min_size=47, max_size=52)
+
+
+@settings(max_examples=200, deadline=None)
+@given(rows=st.integers(1, 4).flatmap(lambda n: st.lists(st.lists(_CELL, min_size=n, max_size=n), max_size=8)
+                                      .map(lambda rows, n=n: (n, rows))))
+def test_a_table_laid_out_by_columns_is_the_table_laid_out_by_rows(rows: tuple[int, list[list[str]]]) -> None:
+    """columns_table (and table) print each row as _line pads it, columns as wide as their widest cell up to
+    MAX_WIDTH."""
+    n, cells = rows
+    headers = [f"H{i}" for i in range(n)]
+    widths = [len(h) for h in headers]
+    for row in cells:
+        for i, cell in enumerate(row):
+            if len(cell) <= render.MAX_WIDTH and len(cell) > widths[i]:
+                widths[i] = len(cell)
+    expected = "".join(render._line(row, widths) for row in [headers, *cells])
+    out = io.StringIO()
+    render.table(headers, cells, out)
+    assert out.getvalue() == expected
 
 
 def test_seq_and_time_points_judge_expiry_at_their_own_time(history: History) -> None:

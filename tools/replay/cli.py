@@ -182,9 +182,23 @@ def _item_json(item: Item, now: int) -> dict[str, Any]:
     return {"db": item.db, "key": item.key, "value": item.value, "exp": item.expire_at, "ttl_ms": ttl}
 
 
-def _item_row(item: Item, now: int) -> list[str]:
-    ttl = "-" if item.expire_at is None else render.duration(item.expire_at - now)
-    return [str(item.db), render.text(item.key), render.text(item.value), ttl, render.when(item.expire_at)]
+def _show_items(columns: tuple[list[int], list[str], list[str], list[int | None]], now: int, as_json: bool,
+                out: TextIO) -> None:
+    """Print visible keys given as ``State.columns``: a table, or JSON lines."""
+    dbs, keys, values, expiries = columns
+    if as_json:
+        for start in range(0, len(keys), _CHUNK):
+            part = slice(start, start + _CHUNK)
+            out.write("".join([render.json_line(_item_json(Item(*cells), now)) + "\n"
+                               for cells in zip(dbs[part], keys[part], values[part], expiries[part], strict=True)]))
+    elif keys:
+        # Keys and values are never None here: render.text is repr.
+        ttls = ["-" if at is None else render.duration(at - now) for at in expiries]
+        render.columns_table(_ITEM_HEADERS, [list(map(str, dbs)), list(map(repr, keys)), list(map(repr, values)),
+                                             ttls, list(map(render.when, expiries))], out)
+
+
+_CHUNK = 10_000  # JSON lines a write
 
 
 _ITEM_HEADERS = ["DB", "KEY", "VALUE", "TTL", "EXPIRES"]
@@ -202,36 +216,30 @@ def cmd_at(tl: Timeline, args: argparse.Namespace, out: TextIO, show: bool) -> i
     skipped = _skips(args.skip)
     with progress_module.bar(show) as bar:
         state = tl.state_at(args.point, match=args.match, skip=skipped, progress=bar)
-    items = state.items(args.db)
-    now = state.position.now
-    if args.json:
-        for item in items:
-            out.write(render.json_line(_item_json(item, now)) + "\n")
-        return 0
-    what = f" matching {args.match!r}" if args.match else ""
-    where = f" in db {args.db}" if args.db is not None else ""
-    out.write(f"state at {state.position.describe()}: {len(items)} keys{what}{where} "
-              f"({_replayed(state.position, state.base, skipped)})\n")
-    if items:
-        render.table(_ITEM_HEADERS, [_item_row(i, now) for i in items], out)
+    columns = state.columns(args.db)
+    if not args.json:
+        what = f" matching {args.match!r}" if args.match else ""
+        where = f" in db {args.db}" if args.db is not None else ""
+        out.write(f"state at {state.position.describe()}: {len(columns[0])} keys{what}{where} "
+                  f"({_replayed(state.position, state.base, skipped)})\n")
+    _show_items(columns, state.position.now, args.json, out)
     return 0
 
 
 def cmd_get(tl: Timeline, args: argparse.Namespace, out: TextIO, show: bool) -> int:
     with progress_module.bar(show) as bar:
         state = tl.state_at(args.point, key=args.key, progress=bar)
-    items = state.items(args.db)
-    now = state.position.now
-    if args.json:
-        for item in items:
-            out.write(render.json_line(_item_json(item, now)) + "\n")
-    elif items:
-        out.write(f"{render.text(args.key)} at {state.position.describe()}:\n")
-        render.table(_ITEM_HEADERS, [_item_row(i, now) for i in items], out)
-    else:
+    columns = state.columns(args.db)
+    if not columns[0]:
+        if args.json:
+            return 1  # no line
         out.write("(nil)\n")
         print(f"{render.text(args.key)} does not exist at {state.position.describe()}", file=sys.stderr)
-    return 0 if items else 1
+        return 1
+    if not args.json:
+        out.write(f"{render.text(args.key)} at {state.position.describe()}:\n")
+    _show_items(columns, state.position.now, args.json, out)
+    return 0
 
 
 def _change_cells(change: Change, in_tx: bool) -> list[str]:

@@ -286,11 +286,23 @@ class State:
 
     def items(self, db: int | None = None, keys: KeyFilter | None = None) -> list[Item]:
         """The visible keys, sorted by database and key.  O(k log k) for k keys held."""
-        out: list[Item] = []
         with quiet_gc():
-            for index, (names, values, expiries) in self._columns(db, keys or self.keys):
-                out.extend(map(tuple.__new__, repeat(Item), zip(repeat(index), names, values, expiries, strict=False)))
-        return out
+            return list(map(tuple.__new__, repeat(Item), zip(*self.columns(db, keys), strict=True)))
+
+    def columns(self, db: int | None = None, keys: KeyFilter | None = None,
+                ) -> tuple[list[int], list[str], list[str], list[int | None]]:
+        """``items`` as four columns -- databases, keys, values, expiry times -- without a tuple per key."""
+        dbs: list[int] = []
+        names: list[str] = []
+        values: list[str] = []
+        expiries: list[int | None] = []
+        with quiet_gc():
+            for index, (n, v, e) in self._columns(db, keys or self.keys):
+                dbs.extend(repeat(index, len(n)))
+                names.extend(n)
+                values.extend(v)
+                expiries.extend(e)
+        return dbs, names, values, expiries
 
     def visible(self, db: int | None = None, keys: KeyFilter | None = None,
                 ) -> dict[tuple[int, str], tuple[str, int | None]]:

@@ -11,6 +11,8 @@ the log does -- undecodable bytes included.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from itertools import repeat
+from operator import itemgetter
 from typing import Any, TextIO
 
 from eventkv.events import dump_json
@@ -54,14 +56,34 @@ def json_line(obj: dict[str, Any]) -> str:
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[str]], out: TextIO) -> None:
     """Print ``rows`` under ``headers``, each column as wide as its widest cell (up to MAX_WIDTH)."""
-    widths = [len(h) for h in headers]
-    for row in rows:
-        for i, cell in enumerate(row):
-            if len(cell) <= MAX_WIDTH and len(cell) > widths[i]:
-                widths[i] = len(cell)
+    columns_table(headers, [list(map(itemgetter(i), rows)) for i in range(len(headers))] if rows else [], out)
+
+
+def columns_table(headers: Sequence[str], columns: Sequence[Sequence[str]], out: TextIO) -> None:
+    """``table`` of rows given as columns (of equal length), laid out a column at a time, in C.
+
+    Each line is what ``_line`` makes of its row: a listing of a whole state (a
+    few hundred thousand rows) takes a fraction of a second instead of seconds.
+    """
+    widths = []
+    for header, column in zip(headers, columns or [[]] * len(headers), strict=True):
+        lengths = set(map(len, column))
+        widest = max(lengths, default=0)
+        if widest > MAX_WIDTH:
+            widest = max((n for n in lengths if n <= MAX_WIDTH), default=0)
+        widths.append(max(len(header), widest))
     out.write(_line(headers, widths))
-    for row in rows:
-        out.write(_line(row, widths))
+    if not columns or not columns[0]:
+        return
+    last = len(columns) - 1
+    padded = [column if i == last else list(map(str.ljust, column, repeat(widths[i])))
+              for i, column in enumerate(columns)]
+    lines = list(map(str.rstrip, map("  ".join, zip(*padded, strict=True))))
+    for start in range(0, len(lines), _CHUNK):
+        out.write("\n".join(lines[start:start + _CHUNK]) + "\n")
+
+
+_CHUNK = 10_000  # lines a write
 
 
 def _line(cells: Sequence[str], widths: Sequence[int]) -> str:
