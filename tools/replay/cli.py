@@ -36,19 +36,7 @@ from typing import Any, TextIO
 
 from eventkv.cli import run_command
 from eventkv.errors import EventKVError
-from eventkv.events import (
-    Change,
-    Clear,
-    Delete,
-    Expire,
-    FlushAll,
-    Persist,
-    Put,
-    SwapDB,
-    Tx,
-    dump_json,
-    event_to_json,
-)
+from eventkv.events import Change, Clear, Delete, Expire, FlushAll, Persist, Put, SwapDB, Tx, event_to_json
 from tools.replay import progress as progress_module
 from tools.replay import render
 from tools.replay.engine import OPS, EventFilter, HistoryRow, KeyFilter, Position, Timeline, op_name
@@ -190,10 +178,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 # --------------------------------------------------------------------------- commands
 
 
-def _item_json(db: int, key: str, value: str, expire_at: int | None, now: int) -> bytes:
-    """One visible key as a JSON line (without its newline)."""
+def _item_json(db: int, key: str, value: str, expire_at: int | None, now: int) -> dict[str, Any]:
     ttl = None if expire_at is None else expire_at - now
-    return dump_json({"db": db, "key": key, "value": value, "exp": expire_at, "ttl_ms": ttl})
+    return {"db": db, "key": key, "value": value, "exp": expire_at, "ttl_ms": ttl}
 
 
 def _show_items(columns: tuple[list[int], list[str], list[str], list[int | None]], now: int, as_json: bool,
@@ -203,8 +190,8 @@ def _show_items(columns: tuple[list[int], list[str], list[str], list[int | None]
     if as_json:
         for start in range(0, len(keys), _CHUNK):
             part = slice(start, start + _CHUNK)
-            lines = map(_item_json, dbs[part], keys[part], values[part], expiries[part], repeat(now))
-            out.write(b"\n".join(lines).decode("utf-8") + "\n")  # as render.json_line writes each
+            out.write(render.json_lines(map(_item_json, dbs[part], keys[part], values[part], expiries[part],
+                                            repeat(now))))
     elif keys:
         # Keys and values are never None here: render.text is repr.
         ttls = ["-" if at is None else render.duration(at - now) for at in expiries]

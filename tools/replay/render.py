@@ -10,7 +10,7 @@ the log does -- undecodable bytes included.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from itertools import repeat
 from operator import itemgetter
 from typing import Any, TextIO
@@ -52,6 +52,11 @@ def duration(ms: int) -> str:
 def json_line(obj: dict[str, Any]) -> str:
     """One JSON object on one line, encoded as the log encodes (lone surrogates as ``\\udcXX``)."""
     return dump_json(obj).decode("utf-8")
+
+
+def json_lines(objects: Iterable[dict[str, Any]]) -> str:
+    """``json_line`` of each object, each ending in a newline: the bytes joined, then decoded once."""
+    return b"\n".join(map(dump_json, objects)).decode("utf-8") + "\n"
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[str]], out: TextIO) -> None:
