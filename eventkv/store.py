@@ -171,7 +171,7 @@ class Database:
             if t is not None and t * 1_000_000 <= self._store._clock_ns():  # t <= now (ms), without a Python call
                 s = self._store
                 with s._lock:
-                    return s._keyspaces.dbs[self.index].get(key, s._clock())
+                    return self._dbs[self.index].get(key, s._clock())
         return value
 
     def exists(self, key: str) -> bool:

@@ -255,16 +255,15 @@ class RespServer:
         write fails, each of those SETs answers the error and none is applied.
         """
         held, self._held = self._held, []
-        by_db: dict[Database, list[RespConnection]] = {}
+        by_db: dict[Database, list[tuple[RespConnection, _Held]]] = {}
         for connection in held:
             assert connection.held is not None
-            by_db.setdefault(connection.held.db, []).append(connection)
+            by_db.setdefault(connection.held.db, []).append((connection, connection.held))
         succeeded: list[bytes] = []
-        for db, connections in by_db.items():
-            runs = [c.held.sets for c in connections if c.held is not None]
-            error = _write_sets(db, [argv for run in runs for argv in run])
+        for db, runs in by_db.items():
+            error = _write_sets(db, [argv for _connection, run in runs for argv in run.sets])
             now = time.perf_counter()
-            for connection in connections:
+            for connection, _run in runs:
                 connection.release(error, succeeded, now)
         if succeeded:
             _count_ok(self.store.metrics, succeeded)
@@ -595,10 +594,15 @@ class RespConnection(asyncio.Protocol):
         Metrics as ``_run`` keeps them, each SET of the run taking an equal share of its time.
         """
         assert direct is not None
-        error = _write_sets(direct, sets)
+        return self._answer_run(_write_sets(direct, sets), sets, out, succeeded, started)
+
+    def _answer_run(self, error: bytes | None, sets: list[list[bytes]], out: list[bytes], succeeded: list[bytes],
+                    started: float, now: float | None = None) -> float:
+        """After the run ``sets`` was written (``error``: or not): every reply of it (the last of ``out``)
+        becomes the error if there is one, and its metrics are kept (``_observe_run``)."""
         if error is not None:
             out[len(out) - len(sets):] = [error] * len(sets)
-        return self._observe_run(sets, succeeded, started, failed=error is not None)
+        return self._observe_run(sets, succeeded, started, failed=error is not None, now=now)
 
     def release(self, error: bytes | None, succeeded: list[bytes], now: float) -> None:
         """The held run was written at ``now`` (``error``: or not): its metrics (the names of its
@@ -606,9 +610,7 @@ class RespConnection(asyncio.Protocol):
         held = self.held
         assert held is not None
         self.held = None
-        if error is not None:
-            held.out[len(held.out) - len(held.sets):] = [error] * len(held.sets)
-        self._observe_run(held.sets, succeeded, held.started, failed=error is not None, now=now)
+        self._answer_run(error, held.sets, held.out, succeeded, held.started, now)
         self._deliver(held.out, False)
 
     def _observe_run(self, run: list[list[bytes]], succeeded: list[bytes], started: float, *,
