@@ -24,7 +24,7 @@ from resp_helpers import ServerProcess, eventkv, free_port
 
 from eventkv import Store
 from eventkv.commands import NO_OUTPUT, AliasBook, CommandError
-from eventkv.commands.redis import NIL_ARRAY, QUEUED, RESP, RedisSession, ServerState, Status
+from eventkv.commands.redis import NIL_ARRAY, QUEUED, RESP, SYNTAX, RedisSession, ServerState, Status
 from frontends.resp.server import render
 
 redis = pytest.importorskip("redis")
@@ -101,6 +101,53 @@ def test_set_options(session: RedisSession, clock: Any) -> None:
     assert run(session, "GET", "k") is None
 
 
+def test_incrbyfloat_writes_what_redis_writes(session: RedisSession) -> None:
+    """Redis adds as x87 long double and writes "%.17Lf" without trailing zeros (answers from redis-server 7.0)."""
+    assert run(session, "INCRBYFLOAT", "a", "0.1") == "0.1"
+    assert run(session, "INCRBYFLOAT", "a", "0.2") == "0.3"  # a double would give 0.30000000000000004
+    run(session, "SET", "big", str(2**63 - 1))
+    assert run(session, "INCRBYFLOAT", "big", "0") == "9223372036854775807"  # 64 bits of significand
+    assert run(session, "INCRBYFLOAT", "big", "1") == "9223372036854775808"
+    run(session, "SET", "h", "0x10")
+    assert run(session, "INCRBYFLOAT", "h", "1") == "17"  # strtold reads hexadecimal
+    assert run(session, "INCRBYFLOAT", "g", "0.000003814697265625") == "0.00000381469726562"  # a tie: to even
+    assert run(session, "INCRBYFLOAT", "m", "1e308").startswith("9999999999999999999668587965584564566056")
+    assert run(session, "STRLEN", "m") == 308
+    assert run(session, "INCRBYFLOAT", "tiny", "1e-4950") == "0"  # a subnormal long double
+    assert len(run(session, "INCRBYFLOAT", "huge", "1e4932")) == 4933  # no double could hold it
+    assert error(session, "INCRBYFLOAT", "z", "inf") == "ERR increment would produce NaN or Infinity"
+    assert error(session, "INCRBYFLOAT", "huge", "1e4932") == "ERR increment would produce NaN or Infinity"
+    for bad in ("1e4933", "1e-4960", "nan", " 1", "1 ", "", "1e", "0x", "1_0", "1e99999999999999"):
+        assert error(session, "INCRBYFLOAT", "z", bad) == "ERR value is not a valid float", bad
+    assert run(session, "EXISTS", "z") == 0
+
+
+def test_option_parsing_follows_redis(session: RedisSession) -> None:
+    """Syntax before numbers, repeats allowed, contradictions refused (answers from redis-server 7.0)."""
+    assert run(session, "SET", "k", "v", "NX", "nx", "GET", "get") is None
+    assert run(session, "SET", "k", "v", "EX", "10", "EX", "20") is NO_OUTPUT
+    assert run(session, "TTL", "k") == 20  # the last EX wins
+    assert error(session, "SET", "k", "v", "PX", "0x1", "PXAT", "1.5") == SYNTAX  # before either number
+    assert run(session, "SET", "k", "v", "EX", "-1", "EX", "5") is NO_OUTPUT  # only the last is read
+    assert error(session, "SET", "k", "v", "EX", "5", "EX", "-1") == "ERR invalid expire time in 'set' command"
+    assert error(session, "SET", "k", "v", "KEEPTTL", "EX", "5") == SYNTAX
+    assert error(session, "SET", "k", "v", "PERSIST") == SYNTAX  # GETEX's, not SET's
+    assert run(session, "GETEX", "nokey", "EX", "-5") is None  # an absent key: nil before the time is read
+    assert error(session, "GETEX", "k", "EX", "-5") == "ERR invalid expire time in 'getex' command"
+    assert run(session, "GETEX", "k", "PERSIST", "PERSIST") == "v" and run(session, "TTL", "k") == -1
+    for bad in (["KEEPTTL"], ["NX"], ["GET"], ["EX", "1", "2"], ["EX"], ["PERSIST", "EX", "1"]):
+        assert error(session, "GETEX", "k", *bad) == SYNTAX, bad
+    assert error(session, "EXPIRE", "k", "1.5", "NX", "GT") == (
+        "ERR NX and XX, GT or LT options at the same time are not compatible")
+    assert error(session, "EXPIRE", "k", "x", "foo") == "ERR Unsupported option foo"
+    assert error(session, "EXPIRE", "k", "x", "LT", "GT") == "ERR GT and LT options at the same time are not compatible"
+    assert error(session, "SET", "k", "v", "ſ") == SYNTAX  # option names are ASCII ("ſ".upper() == "S")
+    assert run(session, "SETRANGE", "k", str(2**63 - 1), "") == 1  # nothing to write: the length, any offset
+    assert run(session, "SETRANGE", "nokey", str(2**63 - 1), "") == 0
+    assert error(session, "SETRANGE", "k", str(512 * 1024 * 1024), "x") == (
+        "ERR string exceeds maximum allowed size (proto-max-bulk-len)")
+
+
 def test_string_commands(session: RedisSession) -> None:
     assert run(session, "INCR", "n") == 1
     assert run(session, "INCRBY", "n", "41") == 42
@@ -109,7 +156,8 @@ def test_string_commands(session: RedisSession) -> None:
     assert error(session, "INCR", "big") == "ERR increment or decrement would overflow"
     assert run(session, "INCRBYFLOAT", "f", "10.5") == "10.5"
     assert run(session, "INCRBYFLOAT", "f", "0.1") == "10.6"
-    assert run(session, "INCRBYFLOAT", "f", "5.0e3") == "5010.6"
+    # long double arithmetic, as Redis: 10.6 is not exact, and 17 decimals show it
+    assert run(session, "INCRBYFLOAT", "f", "5.0e3") == "5010.60000000000000009"
     assert run(session, "APPEND", "s", "Hello") == 5 and run(session, "APPEND", "s", " World") == 11
     assert run(session, "STRLEN", "s") == 11 and run(session, "STRLEN", "none") == 0
     assert run(session, "GETRANGE", "s", "0", "4") == "Hello"

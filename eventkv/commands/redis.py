@@ -48,10 +48,10 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from eventkv import __version__
+from eventkv.commands import longdouble
 from eventkv.commands.aliases import AliasBook
 from eventkv.commands.core import NO_OUTPUT, Command, CommandError, CommandTable, Handler, shown
 from eventkv.commands.find import Query, compile_matcher, find, translate_glob
@@ -331,18 +331,6 @@ def integer(text: str, error: str = NOT_INTEGER) -> int:
     raise CommandError(error)
 
 
-def _float(text: str, error: str = "ERR value is not a valid float") -> float:
-    if not text or text != text.strip() or "_" in text:
-        raise CommandError(error)
-    try:
-        value = float(text)
-    except ValueError:
-        raise CommandError(error) from None
-    if value != value:
-        raise CommandError(error)
-    return value
-
-
 def _blen(value: str) -> int:
     """Length in bytes of a value as the client sent it."""
     return len(value) if value.isascii() else len(value.encode("utf-8", "surrogateescape"))
@@ -354,14 +342,6 @@ def _bytes(value: str) -> bytes:
 
 def _text(data: bytes) -> str:
     return data.decode("utf-8", "surrogateescape")
-
-
-def _format_float(value: float) -> str:
-    """A double as Redis's INCRBYFLOAT writes it: plain decimal, no exponent, no trailing zeros."""
-    text = format(Decimal(repr(value)), "f")
-    if "." in text:
-        text = text.rstrip("0").rstrip(".")
-    return "0" if text in ("-0", "") else text
 
 
 @contextlib.contextmanager
@@ -432,36 +412,48 @@ def _set(session: Session, args: list[str]) -> Any:
         plain_set(session.target, args[0], args[1])
         return NO_OUTPUT
     key, value = args[0], args[1]
-    condition = ""
-    get = keep = False
-    expire_at: int | None = None
-    expiry_given = False
-    i = 2
-    n = len(args)
-    while i < n:
-        option = args[i].upper()
-        if option in ("NX", "XX") and not condition:
-            condition = option
-        elif option == "GET" and not get:
-            get = True
-        elif option == "KEEPTTL" and not expiry_given:
-            keep = expiry_given = True
-        elif option in ("EX", "PX", "EXAT", "PXAT") and not expiry_given and i + 1 < n:
-            expire_at = _expire_at(session, option, args[i + 1], "set")
-            expiry_given = True
-            i += 1
-        else:
-            raise CommandError(SYNTAX)
-        i += 1
+    flags, expiry = _string_options(args, 2, for_set=True)
+    expire_at = None if expiry is None else _expire_at(session, expiry[0], expiry[1], "set")
+    get = "GET" in flags
     with _unit(session, "set") as tx:
-        old = tx.get(key) if (get or condition) else None
-        if (condition == "NX" and old is not None) or (condition == "XX" and old is None):
+        old = tx.get(key) if (get or "NX" in flags or "XX" in flags) else None
+        if ("NX" in flags and old is not None) or ("XX" in flags and old is None):
             return old if get else None
-        if keep:
+        if "KEEPTTL" in flags:
             tx.put(key, value, ttl=KEEP)
         else:
             tx.put_at(key, value, expire_at)
     return old if get else NO_OUTPUT
+
+
+_EXPIRY_OPTIONS = frozenset(("EX", "PX", "EXAT", "PXAT"))
+_TTL_OPTIONS = _EXPIRY_OPTIONS | {"KEEPTTL", "PERSIST"}
+
+
+def _string_options(args: list[str], start: int, for_set: bool) -> tuple[set[str], tuple[str, str] | None]:
+    """The options of SET (``for_set``) or GETEX from ``args[start:]``: (the flags given, the last expiry option
+    and its argument), as Redis reads them -- syntax first, numbers later.
+
+    An option may be repeated (the last expiry wins); two that contradict (NX and
+    XX, EX and PX, KEEPTTL and EX...) are a syntax error, as is an option of the
+    other command or an expiry option without its argument.
+    """
+    flags: set[str] = set()
+    expiry: tuple[str, str] | None = None
+    i, n = start, len(args)
+    while i < n:
+        word = args[i]
+        option = word.upper() if word.isascii() else word  # as strcasecmp: ASCII letters only
+        if option in _EXPIRY_OPTIONS and i + 1 < n and not flags & (_TTL_OPTIONS - {option}):
+            expiry = (option, args[i + 1])
+            i += 1
+        elif not (for_set and ((option == "NX" and "XX" not in flags) or (option == "XX" and "NX" not in flags)
+                               or option == "GET" or (option == "KEEPTTL" and not flags & _EXPIRY_OPTIONS))
+                  or (not for_set and option == "PERSIST" and not flags & _EXPIRY_OPTIONS)):
+            raise CommandError(SYNTAX)
+        flags.add(option)
+        i += 1
+    return flags, expiry
 
 
 def _setnx(session: Session, args: list[str]) -> Any:
@@ -529,22 +521,13 @@ def _getdel(session: Session, args: list[str]) -> Any:
 
 def _getex(session: Session, args: list[str]) -> Any:
     key = args[0]
-    persist = False
-    expire_at: int | None = None
-    rest = args[1:]
-    if rest:
-        option = rest[0].upper()
-        if option == "PERSIST" and len(rest) == 1:
-            persist = True
-        elif option in ("EX", "PX", "EXAT", "PXAT") and len(rest) == 2:
-            expire_at = _expire_at(session, option, rest[1], "getex")
-        else:
-            raise CommandError(SYNTAX)
+    flags, expiry = _string_options(args, 1, for_set=False)
     with _unit(session, "getex") as tx:
         found = tx.lookup(key)
         if found is None:
-            return None
-        if persist and found[1] is not None:
+            return None  # as Redis: before the expiry time is checked
+        expire_at = None if expiry is None else _expire_at(session, expiry[0], expiry[1], "getex")
+        if "PERSIST" in flags and found[1] is not None:
             tx.expire_at(key, None)
         elif expire_at is not None:
             if expire_at <= session.store.now():
@@ -600,14 +583,13 @@ def _decrby(session: Session, args: list[str]) -> Any:
 
 
 def _incrbyfloat(session: Session, args: list[str]) -> Any:
-    delta = _float(args[1])
     with _unit(session, "incrbyfloat") as tx:
-        old = tx.get(args[0])
-        current = 0.0 if old is None else _float(old)
-        new = current + delta
-        if new != new or new in (float("inf"), float("-inf")):
-            raise CommandError("ERR increment would produce NaN or Infinity")
-        text = _format_float(new)
+        try:  # long double arithmetic, as Redis: the same text to the byte
+            text = longdouble.add_text(tx.get(args[0]) or "0", args[1])
+        except longdouble.Infinite:
+            raise CommandError("ERR increment would produce NaN or Infinity") from None
+        except ValueError:
+            raise CommandError("ERR value is not a valid float") from None
         tx.put(args[0], text, ttl=KEEP)
     return text
 
@@ -636,13 +618,13 @@ def _setrange(session: Session, args: list[str]) -> Any:
     if offset < 0:
         raise CommandError("ERR offset is out of range")
     piece = _bytes(args[2])
-    if offset + len(piece) > _MAX_STRING:
-        raise CommandError("ERR string exceeds maximum allowed size (proto-max-bulk-len)")
     with _unit(session, "setrange") as tx:
         old = tx.get(args[0])
         data = b"" if old is None else _bytes(old)
-        if not piece:
+        if not piece:  # as Redis: the length, whatever the offset
             return len(data)
+        if offset + len(piece) > _MAX_STRING:
+            raise CommandError("ERR string exceeds maximum allowed size (proto-max-bulk-len)")
         if len(data) < offset:
             data += b"\x00" * (offset - len(data))
         data = data[:offset] + piece + data[offset + len(piece):]
@@ -757,15 +739,9 @@ def _randomkey(session: Session, args: list[str]) -> Any:
 
 def _expire_generic(session: Session, args: list[str], name: str, unit_ms: int, absolute: bool) -> Any:
     key = args[0]
-    n = integer(args[1])
-    invalid = CommandError(f"ERR invalid expire time in '{name}' command")
-    if unit_ms == 1000:
-        if not -(_LLONG_MAX // 1000) <= n <= _LLONG_MAX // 1000:
-            raise invalid
-        n *= 1000
     options = set()
-    for word in args[2:]:
-        option = word.upper()
+    for word in args[2:]:  # as Redis: the options are checked before the time
+        option = word.upper() if word.isascii() else word
         if option not in ("NX", "XX", "GT", "LT"):
             raise CommandError(f"ERR Unsupported option {shown(word)}")
         options.add(option)
@@ -773,6 +749,12 @@ def _expire_generic(session: Session, args: list[str], name: str, unit_ms: int, 
         raise CommandError("ERR NX and XX, GT or LT options at the same time are not compatible")
     if {"GT", "LT"} <= options:
         raise CommandError("ERR GT and LT options at the same time are not compatible")
+    n = integer(args[1])
+    invalid = CommandError(f"ERR invalid expire time in '{name}' command")
+    if unit_ms == 1000:
+        if not -(_LLONG_MAX // 1000) <= n <= _LLONG_MAX // 1000:
+            raise invalid
+        n *= 1000
     with _unit(session, name) as tx:
         now = session.store.now()
         at = n if absolute else now + n
@@ -1442,7 +1424,7 @@ REDIS = CommandTable("redis", [
        write=True),
     _c("getdel <key>", "answer the value of key and delete it", _getdel, (1, 1), "string", keys=_K1, write=True),
     _c("getex <key> [EX s|PX ms|EXAT ts|PXAT ms-ts|PERSIST]", "answer the value of key and set its expiry",
-       _getex, (1, 3), "string", keys=_K1, write=True),
+       _getex, (1, None), "string", keys=_K1, write=True),
     _c("append <key> <value>", "append to the value of key: the new length", _append, (2, 2), "string",
        keys=_K1, write=True),
     _c("strlen <key>", "the length of the value of key in bytes", _strlen, (1, 1), "string", keys=_K1),
