@@ -942,6 +942,7 @@ class Transaction:
         self._changes: list[Change] = []
         self._seen: dict[tuple[int, str], int] = {}
         self._seen_alive: dict[tuple[int, str], int] = {}  # key -> its expiry, for keys read while visible
+        self._seen_absent: set[tuple[int, str]] = set()  # keys absent when first read
         self._seen_dbs: dict[int, int] = {}
         self._state = "open"
         self._finalizer: weakref.finalize | None = None
@@ -974,11 +975,14 @@ class Transaction:
             return None
         s = self._store
         with s._lock:
-            if not self._locked:
-                self._seen.setdefault((db, key), s._last_seq)
+            first = not self._locked and (db, key) not in self._seen
+            if first:
+                self._seen[(db, key)] = s._last_seq
             ks = s._keyspaces.dbs[db]
             value = ks.get(key, now)
             if value is None:
+                if first:
+                    self._seen_absent.add((db, key))
                 return None
             exp = ks._expires.get(key)
         if not self._locked and exp is not None:
@@ -986,8 +990,12 @@ class Transaction:
         return value, exp
 
     def _write(self, db: int, key: str, entry: tuple[str | None, int | None], change: Change) -> None:
-        if not self._locked:
-            self._seen.setdefault((db, key), self._store._last_seq)
+        if not self._locked and (db, key) not in self._seen:
+            s = self._store
+            with s._lock:
+                self._seen[(db, key)] = s._last_seq
+                if s._keyspaces.dbs[db].peek(key) is None:
+                    self._seen_absent.add((db, key))
         self._overlay[(db, key)] = entry
         self._changes.append(change)
 
@@ -1182,11 +1190,12 @@ class Transaction:
         """
         self._check_open()
         saved = (dict(self._overlay), set(self._cleared), len(self._changes), dict(self._seen),
-                 dict(self._seen_alive), dict(self._seen_dbs))
+                 dict(self._seen_alive), set(self._seen_absent), dict(self._seen_dbs))
         try:
             yield self
         except BaseException:
-            self._overlay, self._cleared, kept, self._seen, self._seen_alive, self._seen_dbs = saved
+            (self._overlay, self._cleared, kept, self._seen, self._seen_alive, self._seen_absent,
+             self._seen_dbs) = saved
             del self._changes[kept:]
             raise
 
@@ -1214,7 +1223,11 @@ class Transaction:
         s = self._store
         journal, db_journal = s._journal, s._db_journal
         for (db, key), seen in self._seen.items():
-            if journal.get((db, key), 0) > seen or db_journal.get(db, 0) > seen:
+            # A clear, flush or swap of its database since: a change to a key only if it was there
+            # before or is there now (as Redis's WATCH: flushing a database touches the keys it held).
+            if journal.get((db, key), 0) > seen or (
+                    db_journal.get(db, 0) > seen
+                    and ((db, key) not in self._seen_absent or s._keyspaces.dbs[db].get(key, now) is not None)):
                 raise ConflictError(
                     f"transaction refused: key {key!r} was changed by another commit after this transaction "
                     f"used it; nothing was applied"

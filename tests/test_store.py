@@ -467,6 +467,28 @@ def test_a_key_read_as_absent_then_written_by_another_is_a_conflict(store: Store
         tx.commit()
 
 
+@pytest.mark.parametrize("overtake", ["clear", "flushall", "swapdb"])
+def test_a_key_absent_before_and_after_a_clear_or_swap_is_no_conflict(store: Store, overtake: str) -> None:
+    """As Redis's WATCH: emptying or swapping a database changes only the keys it held or receives."""
+    store.put("other", "1")
+    tx = store.begin()
+    assert tx.get("k") is None
+    tx.put("j", "1")
+    {"clear": store.clear, "flushall": store.flushall, "swapdb": lambda: store.swapdb(0, 1)}[overtake]()
+    tx.commit()
+    assert store.get("j") == "1"
+
+
+def test_a_swap_that_brings_an_absent_key_is_a_conflict(store: Store) -> None:
+    store.db(1).put("k", "from db 1")
+    tx = store.begin()
+    assert tx.get("k") is None
+    tx.put("j", "1")
+    store.swapdb(0, 1)
+    with pytest.raises(ConflictError):
+        tx.commit()
+
+
 def test_a_listing_is_overtaken_by_any_write_to_its_database(store: Store) -> None:
     tx = store.begin()
     tx.items()

@@ -585,7 +585,8 @@ def _decrby(session: Session, args: list[str]) -> Any:
 def _incrbyfloat(session: Session, args: list[str]) -> Any:
     with _unit(session, "incrbyfloat") as tx:
         try:  # long double arithmetic, as Redis: the same text to the byte
-            text = longdouble.add_text(tx.get(args[0]) or "0", args[1])
+            old = tx.get(args[0])
+            text = longdouble.add_text("0" if old is None else old, args[1])  # "" is not a number
         except longdouble.Infinite:
             raise CommandError("ERR increment would produce NaN or Infinity") from None
         except ValueError:
@@ -838,8 +839,9 @@ def _check_db(store: Store, index: int) -> int:
 
 def _swapdb(session: Session, args: list[str]) -> Any:
     store = session.store
-    a = _check_db(store, integer(args[0], "ERR invalid first DB index"))
-    b = _check_db(store, integer(args[1], "ERR invalid second DB index"))
+    first = integer(args[0], "ERR invalid first DB index")  # both read before either is checked, as Redis
+    second = integer(args[1], "ERR invalid second DB index")
+    a, b = _check_db(store, first), _check_db(store, second)
     if session.tx is not None:
         raise CommandError("ERR SWAPDB inside a transaction is not supported")
     store.swapdb(a, b)
