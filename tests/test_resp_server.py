@@ -120,6 +120,8 @@ def test_incrbyfloat_writes_what_redis_writes(session: RedisSession) -> None:
     for bad in ("1e4933", "1e-4960", "nan", " 1", "1 ", "", "1e", "0x", "1_0", "1e99999999999999"):
         assert error(session, "INCRBYFLOAT", "z", bad) == "ERR value is not a valid float", bad
     assert run(session, "EXISTS", "z") == 0
+    run(session, "SET", "empty", "")
+    assert error(session, "INCRBYFLOAT", "empty", "1") == "ERR value is not a valid float"  # "" is no number
 
 
 def test_option_parsing_follows_redis(session: RedisSession) -> None:
@@ -316,8 +318,28 @@ def test_a_queuing_error_aborts_exec(session: RedisSession) -> None:
     run(session, "MULTI")
     assert error(session, "MULTI") == "ERR MULTI calls can not be nested"
     assert error(session, "WATCH", "a") == "ERR WATCH inside MULTI is not allowed"
-    assert error(session, "SELECT", "1") == "ERR 'select' is not allowed inside MULTI"
+    assert error(session, "SAVE") == "ERR Command not allowed inside a transaction"
     assert run(session, "DISCARD") is NO_OUTPUT
+
+
+def test_select_inside_multi_switches_the_rest_of_the_transaction(store: Store, session: RedisSession) -> None:
+    """As Redis: SELECT is queued; at EXEC the commands after it use the database it names, and so does the
+    connection afterwards.  SWAPDB and BGSAVE are queued too, and answered with an error in their slot."""
+    run(session, "MULTI")
+    for argv in (["SET", "k", "in 0"], ["SELECT", "1"], ["SET", "k", "in 1"], ["SELECT", "99"], ["SWAPDB", "0", "1"],
+                 ["BGSAVE"], ["GET", "k"]):
+        assert run(session, *argv) is QUEUED
+    before = store.last_seq
+    result = run(session, "EXEC")
+    assert result[:3] == [NO_OUTPUT, NO_OUTPUT, NO_OUTPUT] and result[6] == "in 1"
+    assert [str(e) for e in result[3:6]] == ["ERR DB index is out of range",
+                                             "ERR SWAPDB inside a transaction is not supported",
+                                             "ERR BGSAVE inside a transaction is not supported"]
+    assert store.last_seq == before + 1  # still one record
+    assert store.get("k") == "in 0" and store.db(1).get("k") == "in 1"
+    assert run(session, "GET", "k") == "in 1"  # the connection stays on database 1
+    run(session, "SELECT", "0")
+    assert run(session, "GET", "k") == "in 0"
 
 
 def test_watch_conflict_between_sessions(server_state: ServerState, session: RedisSession) -> None:

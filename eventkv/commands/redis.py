@@ -280,9 +280,10 @@ class RedisSession(Session):
         if not self.authenticated and name not in _NO_AUTH:
             raise CommandError(NOAUTH)
         if self.multi is not None and name not in _NOT_QUEUED:
-            if command.no_batch:
+            if command.no_batch and name not in _QUEUED_DESPITE_NO_BATCH:
                 self.multi_failed = True
-                raise CommandError(f"ERR '{name}' is not allowed inside MULTI")
+                raise CommandError("ERR Command not allowed inside a transaction" if name in REDIS
+                                   else f"ERR '{name}' is not allowed inside MULTI")
             self.multi.append((command, args))
             return QUEUED
         return super().run(command, args)
@@ -315,6 +316,8 @@ class RedisSession(Session):
 
 _NO_AUTH = frozenset({"auth", "hello", "quit"})
 _NOT_QUEUED = frozenset({"exec", "discard", "multi", "watch", "quit", "exit"})
+#: queued in MULTI as Redis queues them: EXEC runs SELECT in its unit and answers the others with an error
+_QUEUED_DESPITE_NO_BATCH = frozenset({"select", "swapdb", "bgsave"})
 
 
 # --------------------------------------------------------------------- argument parsing
@@ -895,7 +898,13 @@ def _exec(session: Session, args: list[str]) -> Any:
                     return NIL_ARRAY
             for command, command_args in queued:
                 try:
-                    results.append(s.run(command, command_args))
+                    if command.name == "select":  # the unit's database changes too
+                        s.select(_db_index(command_args[0]), in_unit=True)
+                        results.append(NO_OUTPUT)
+                    elif command.no_batch:
+                        raise CommandError(f"ERR {command.name.upper()} inside a transaction is not supported")
+                    else:
+                        results.append(s.run(command, command_args))
                 except CommandError as e:
                     results.append(e)  # Redis: the error in its slot, the other commands apply
         return results

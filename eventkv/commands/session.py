@@ -74,14 +74,21 @@ class Session:
     def database(self) -> Database:
         return self._database
 
-    def select(self, index: int) -> None:
-        """Select database ``index``; ``CommandError`` if out of range or inside a transaction."""
-        if self.tx is not None or self._batch is not None:
+    def select(self, index: int, *, in_unit: bool = False) -> None:
+        """Select database ``index``; ``CommandError`` if out of range or inside a transaction.
+
+        ``in_unit``: a SELECT queued in MULTI, run by EXEC inside its unit (``staged``):
+        the unit's commands read and write the selected database from here on.
+        """
+        if self.tx is not None or (self._batch is not None and not in_unit):
             raise CommandError("ERR cannot select another database inside a transaction")
         try:
-            self._database = self.store.db(index)
+            database = self.store.db(index)
         except IndexError:
             raise CommandError("ERR DB index is out of range") from None
+        if self._batch is not None:
+            self._batch.index = database.index
+        self._database = database
 
     @property
     def target(self) -> Any:
