@@ -799,3 +799,103 @@ def test_refuses_to_start_on_a_damaged_data_directory(tmp_path: Path) -> None:
     err = done.stderr.decode()
     assert done.returncode == 1 and "Traceback" not in err and "repair" in err
     assert os.path.exists(log)
+
+
+# --------------------------------------------------------------------- glob patterns, as Redis reads them
+
+
+def stringmatchlen(pattern: bytes, string: bytes) -> bool:
+    """Redis 7.0's ``stringmatchlen`` (util.c), line by line: the oracle for ``redis_glob``."""
+    p, s = 0, 0
+    plen, slen = len(pattern), len(string)
+
+    def at(i: int) -> int:  # the C string's byte, NUL past the end
+        return pattern[i] if i < plen else 0
+
+    while plen - p and slen - s:
+        c = at(p)
+        if c == ord("*"):
+            while plen - p and at(p + 1) == ord("*"):
+                p += 1
+            if plen - p == 1:
+                return True
+            while slen - s:
+                if stringmatchlen(pattern[p + 1:], string[s:]):
+                    return True
+                s += 1
+            return False
+        elif c == ord("?"):
+            s += 1
+        elif c == ord("["):
+            p += 1
+            negate = at(p) == ord("^")
+            if negate:
+                p += 1
+            match = False
+            while True:
+                if at(p) == ord("\\") and plen - p >= 2:
+                    p += 1
+                    match = match or at(p) == string[s]
+                elif at(p) == ord("]"):
+                    break
+                elif plen - p == 0:
+                    p -= 1
+                    break
+                elif plen - p >= 3 and at(p + 1) == ord("-"):
+                    lo, hi = sorted((at(p), at(p + 2)))
+                    p += 2
+                    match = match or lo <= string[s] <= hi
+                else:
+                    match = match or at(p) == string[s]
+                p += 1
+            if negate:
+                match = not match
+            if not match:
+                return False
+            s += 1
+        else:
+            if c == ord("\\") and plen - p >= 2:
+                p += 1
+            if at(p) != string[s]:
+                return False
+            s += 1
+        p += 1
+        if slen - s == 0:
+            while at(p) == ord("*"):
+                p += 1
+            break
+    return plen - p == 0 and slen - s == 0
+
+
+_GLOB_BYTES = st.text(alphabet="ab*?[]^-\\é", max_size=8)
+
+
+@settings(max_examples=500, deadline=None)
+@given(pattern=_GLOB_BYTES, keys=st.lists(st.text(alphabet="ab]^-\\é*?", max_size=5), max_size=6))
+def test_redis_glob_matches_as_redis_does(pattern: str, keys: list[str]) -> None:
+    from eventkv.commands.find import glob_matcher, redis_glob
+
+    glob = redis_glob(pattern)
+    matches = glob_matcher(glob)
+    for key in keys:
+        # KEYS and SCAN answer every key to "*" (Redis's allkeys), the empty key too
+        expected = pattern == "*" or stringmatchlen(pattern.encode(), key.encode())
+        got = key.startswith(glob.prefix) and (True if glob.prefix_only else matches(key))
+        assert got == expected, (pattern, key, glob)
+        if glob.literal:
+            assert expected == (key == glob.prefix)
+
+
+def test_keys_patterns_never_fail(session: RedisSession) -> None:
+    """KEYS as redis-server 7.0 answered for these keys (an unclosed '[' runs to the end; '?' is one byte)."""
+    keys = ["a", "b", "]", "-", "héllo", "hello", "a\\", "z", "h*", "^", ""]
+    for key in keys:
+        run(session, "SET", key, "1")
+    cases = {"[": [], "[^": ["-", "]", "^", "a", "b", "z"], "*[": [], "[]": [], "[^]": ["-", "]", "^", "a", "b", "z"],
+             "[a-]": ["]", "^", "a"], "a\\": ["a\\"], "[z-a]": ["a", "b", "z"], "h?llo": ["hello"],
+             "h??llo": ["héllo"], "[\\]": ["]"], "[a-\\]": ["]", "^", "a"], "h[é]llo": [],
+             "**": sorted(k for k in keys if k), "*": sorted(keys)}
+    for pattern, expected in cases.items():
+        assert sorted(run(session, "KEYS", pattern)) == expected, pattern
+        cursor, found = run(session, "SCAN", "0", "MATCH", pattern, "COUNT", "100")
+        assert cursor == "0" and sorted(found) == expected, pattern

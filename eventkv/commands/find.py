@@ -5,9 +5,11 @@ short flags may be combined, ``-kl``; ``--`` ends the options).  The answer is t
 sorted list of matching visible keys; with ``-v``, the keys whose *value* matches.
 
 * Exact (no ``-l``/``-r``): ``find -k a`` is ``['a']`` if ``a`` exists.  O(1) for keys.
-* Glob (``-l``), as Redis's ``KEYS``: ``*`` any run, ``?`` one character, ``[abc]``,
-  ``[a-z]``, ``[!abc]``/``[^abc]``, a backslash makes the next character literal.  The
-  whole key must match.  A glob with a literal prefix (``user:*``, ``user:1?``) is
+* Glob (``-l``), like Redis's ``KEYS``: ``*`` any run, ``?`` one character, ``[abc]``,
+  ``[a-z]``, ``[!abc]``/``[^abc]``, a backslash makes the next character literal; an
+  unclosed ``[`` is refused with a hint.  The whole key must match.  (The Redis
+  dialect's KEYS and SCAN read globs exactly as Redis does instead, byte by byte and
+  never refusing one: ``redis_glob``.)  A glob with a literal prefix (``user:*``, ``user:1?``) is
   answered from the sorted key index in O(log n + matches) -- and with no matching at
   all when the rest is only ``*`` -- instead of a scan of every key.
 * Regular expression (``-r``): RE2 syntax, matched anywhere in the text (anchor with
@@ -86,6 +88,9 @@ class Glob(NamedTuple):
     prefix_only: bool
     #: the RE2 expression for the whole pattern (for a full match)
     regex: str
+    #: ``regex`` is over bytes (RE2's Latin-1 mode: ``.`` is one byte), matched against the
+    #: text's bytes as the client sent them; and a non-empty pattern never matches "" (``redis_glob``)
+    bytewise: bool = False
 
 
 def _code(c: str) -> str:
@@ -102,7 +107,7 @@ def translate_glob(pattern: str) -> Glob:
     """A glob as (literal prefix, literal?, prefix only?, RE2 expression).
 
     >>> translate_glob("user:1?")
-    Glob(prefix='user:1', literal=False, prefix_only=False, regex='user\\\\x{3a}1.')
+    Glob(prefix='user:1', literal=False, prefix_only=False, regex='user\\\\x{3a}1.', bytewise=False)
     """
     out: list[str] = []
     prefix: list[str] = []
@@ -173,6 +178,102 @@ def _char_class(pattern: str, i: int) -> tuple[str, int]:
     return ("[^" if negate else "[") + "".join(items) + "]", i
 
 
+def redis_glob(pattern: str) -> Glob:
+    """A glob as Redis reads it (``stringmatchlen``, for KEYS, SCAN MATCH, CONFIG GET): never an error.
+
+    Byte by byte, as Redis: ``?`` is one byte of the key as the client sent it;
+    ``[^...]`` negates (not ``!``); an unclosed ``[`` runs to the end of the pattern
+    (``[`` alone matches nothing, ``[^`` any byte); ``[]`` matches nothing; a range
+    may run backwards (``[z-a]``), and its end may be a ``]``; a trailing
+    backslash is itself.  The empty key matches only the empty pattern.
+
+    >>> redis_glob("user:[0-9]*").regex
+    'user\\\\x{3a}[0-9].*'
+    """
+    data = pattern.encode("utf-8", "surrogateescape")
+    n = len(data)
+    out: list[str] = []
+    literal = bytearray()
+    wild_at = -1  # index in ``data`` of the first wildcard
+    i = 0
+    while i < n:
+        c = data[i]
+        if c in _GLOB_SPECIAL:
+            wild_at = i if wild_at < 0 else wild_at
+        if c == 0x2A:  # *
+            while i + 1 < n and data[i + 1] == 0x2A:
+                i += 1
+            out.append(".*")
+        elif c == 0x3F:  # ?
+            out.append(".")
+        elif c == 0x5B:  # [
+            i += 1
+            negate = i < n and data[i] == 0x5E  # ^
+            if negate:
+                i += 1
+            items: list[str] = []
+            while True:
+                if i < n and data[i] == 0x5C and n - i >= 2:  # an escaped byte
+                    i += 1
+                    items.append(_byte(data[i]))
+                elif i < n and data[i] == 0x5D:  # ]
+                    break
+                elif i >= n:  # unclosed: the class ends with the pattern
+                    i -= 1
+                    break
+                elif n - i >= 3 and data[i + 1] == 0x2D:  # a range: any two bytes, either order
+                    lo, hi = sorted((data[i], data[i + 2]))
+                    items.append(f"{_byte(lo)}-{_byte(hi)}")
+                    i += 2
+                else:
+                    items.append(_byte(data[i]))
+                i += 1
+            if items:
+                out.append(("[^" if negate else "[") + "".join(items) + "]")
+            else:
+                out.append("." if negate else "[^\\x{00}-\\x{ff}]")  # any byte / none
+        else:
+            if c == 0x5C and n - i >= 2:  # a backslash: the next byte is itself
+                i += 1
+                c = data[i]
+            out.append(_byte(c))
+            if wild_at < 0:
+                literal.append(c)
+        i += 1
+    # The prefix is text: keep whole characters only (a wildcard may split one).
+    try:
+        prefix = bytes(literal).decode("utf-8")
+    except UnicodeDecodeError as e:
+        prefix = bytes(literal[:e.start]).decode("utf-8")
+    whole = len(prefix.encode()) == len(literal)
+    rest = data[wild_at:] if wild_at >= 0 else b""
+    prefix_only = wild_at >= 0 and whole and set(rest) == {0x2A} and (bool(prefix) or pattern == "*")
+    return Glob(prefix, wild_at < 0 and whole, prefix_only, "".join(out), bytewise=True)
+
+
+_GLOB_SPECIAL = frozenset(b"*?[")
+
+
+def _byte(b: int) -> str:
+    """One byte as an RE2 Latin-1 escape."""
+    return chr(b) if chr(b).isalnum() and b < 0x80 else f"\\x{{{b:02x}}}"
+
+
+def glob_matcher(glob: Glob) -> Callable[[str], bool]:
+    """A predicate: does a text match ``glob`` wholly?"""
+    if not glob.bytewise:
+        return compile_matcher(glob.regex, full=True, dot_nl=True)
+    compiled = _compile(glob.regex, True, latin1=True)
+    fullmatch = compiled.fullmatch
+    if not glob.regex:
+        return lambda text: not text
+
+    def matches(text: str) -> bool:
+        return bool(text) and fullmatch(text.encode("utf-8", "surrogateescape")) is not None
+
+    return matches
+
+
 # --------------------------------------------------------------------- matching
 
 
@@ -185,11 +286,13 @@ def _scrub(text: str) -> str:
 
 
 @functools.lru_cache(maxsize=128)
-def _compile(expression: str, dot_nl: bool) -> Any:
+def _compile(expression: str, dot_nl: bool, latin1: bool = False) -> Any:
     options = re2.Options()
     options.log_errors = False  # a bad pattern is the user's error, answered, not logged
     options.dot_nl = dot_nl
     options.never_capture = True
+    if latin1:
+        options.encoding = re2.Options.Encoding.LATIN1
     try:
         return re2.compile(_scrub(expression).encode(), options)
     except re2.error as e:
@@ -226,6 +329,17 @@ def keys_with_prefix(target: Any, prefix: str) -> list[str]:
     return sorted(k for k in every if k.startswith(prefix))
 
 
+def keys_matching(target: Any, glob: Glob) -> list[str]:
+    """The sorted keys of ``target`` (a Database or a Transaction) that ``glob`` matches."""
+    if glob.literal:
+        return [glob.prefix] if target.exists(glob.prefix) else []
+    keys = keys_with_prefix(target, glob.prefix) if glob.prefix else sorted(target.keys())
+    if glob.prefix_only:
+        return keys
+    matches = glob_matcher(glob)
+    return [k for k in keys if matches(k)]
+
+
 def find(target: Any, query: Query) -> list[str]:
     """The sorted keys of ``target`` (a Database or a Transaction) that ``query`` matches."""
     pattern = query.pattern
@@ -233,13 +347,7 @@ def find(target: Any, query: Query) -> list[str]:
         if query.mode == "exact":
             return [pattern] if target.exists(pattern) else []
         if query.mode == "glob":
-            glob = translate_glob(pattern)
-            if glob.literal:
-                return [glob.prefix] if target.exists(glob.prefix) else []
-            keys = keys_with_prefix(target, glob.prefix) if glob.prefix else sorted(target.keys())
-            if glob.prefix_only:
-                return keys
-            matches = compile_matcher(glob.regex, full=True, dot_nl=True)
+            return keys_matching(target, translate_glob(pattern))
         else:
             matches = compile_matcher(pattern, full=False, dot_nl=False)
             keys = sorted(target.keys())

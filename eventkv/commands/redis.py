@@ -54,7 +54,7 @@ from eventkv import __version__
 from eventkv.commands import longdouble
 from eventkv.commands.aliases import AliasBook
 from eventkv.commands.core import NO_OUTPUT, Command, CommandError, CommandTable, Handler, shown
-from eventkv.commands.find import Query, compile_matcher, find, translate_glob
+from eventkv.commands.find import glob_matcher, keys_matching, redis_glob
 from eventkv.commands.seed import SEED
 from eventkv.commands.session import Session
 from eventkv.errors import ConflictError
@@ -672,7 +672,7 @@ def _rename(session: Session, args: list[str], nx: bool) -> Any:
 def _keys(session: Session, args: list[str]) -> Any:
     if not args:
         return session.target.keys()  # the seed dialect's ``keys``
-    return find(session.target, Query("key", "glob", args[0]))
+    return keys_matching(session.target, redis_glob(args[0]))
 
 
 def _sorted_keys(target: Any, start: str, inclusive: bool, stop: str | None, limit: int) -> list[str]:
@@ -717,7 +717,7 @@ def _scan(session: Session, args: list[str]) -> Any:
         if saved is None:
             raise CommandError("ERR invalid cursor")
         start, inclusive = saved[1], False
-    glob = translate_glob(pattern)
+    glob = redis_glob(pattern)
     if glob.prefix > start:  # keys before the literal prefix cannot match
         start, inclusive = glob.prefix, True
     stop = prefix_end(glob.prefix) if glob.prefix else None
@@ -725,7 +725,7 @@ def _scan(session: Session, args: list[str]) -> Any:
     if glob.prefix_only or pattern == "*":
         found = keys
     else:
-        matches = compile_matcher(glob.regex, full=True, dot_nl=True)
+        matches = glob_matcher(glob)
         found = [k for k in keys if matches(k)]
     if kind is not None and kind != "string":
         found = []
@@ -1304,7 +1304,7 @@ def _lastsave(session: Session, args: list[str]) -> Any:
 
 def _glob_matcher(pattern: str) -> Callable[[str], bool]:
     """A predicate: does a name match the glob ``pattern`` (wholly)?"""
-    return compile_matcher(translate_glob(pattern).regex, full=True, dot_nl=True)
+    return glob_matcher(redis_glob(pattern))
 
 
 def _group(command: Command) -> str:
