@@ -327,7 +327,7 @@ def test_select_inside_multi_switches_the_rest_of_the_transaction(store: Store, 
     connection afterwards.  SWAPDB and BGSAVE are queued too, and answered with an error in their slot."""
     run(session, "MULTI")
     for argv in (["SET", "k", "in 0"], ["SELECT", "1"], ["SET", "k", "in 1"], ["SELECT", "99"], ["SWAPDB", "0", "1"],
-                 ["BGSAVE"], ["GET", "k"]):
+                 ["BGSAVE"], ["GET", "k"], ["SWAPDB", "0", "x"]):
         assert run(session, *argv) is QUEUED
     before = store.last_seq
     result = run(session, "EXEC")
@@ -335,6 +335,7 @@ def test_select_inside_multi_switches_the_rest_of_the_transaction(store: Store, 
     assert [str(e) for e in result[3:6]] == ["ERR DB index is out of range",
                                              "ERR SWAPDB inside a transaction is not supported",
                                              "ERR BGSAVE inside a transaction is not supported"]
+    assert str(result[7]) == "ERR invalid second DB index"  # its arguments are read first, as Redis
     assert store.last_seq == before + 1  # still one record
     assert store.get("k") == "in 0" and store.db(1).get("k") == "in 1"
     assert run(session, "GET", "k") == "in 1"  # the connection stays on database 1

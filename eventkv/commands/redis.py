@@ -316,8 +316,8 @@ class RedisSession(Session):
 
 _NO_AUTH = frozenset({"auth", "hello", "quit"})
 _NOT_QUEUED = frozenset({"exec", "discard", "multi", "watch", "quit", "exit"})
-#: queued in MULTI as Redis queues them: EXEC runs SELECT in its unit and answers the others with an error
-_QUEUED_DESPITE_NO_BATCH = frozenset({"select", "swapdb", "bgsave"})
+#: queued in MULTI as Redis queues them: EXEC runs SELECT in its unit and answers BGSAVE with an error
+_QUEUED_DESPITE_NO_BATCH = frozenset({"select", "bgsave"})
 
 
 # --------------------------------------------------------------------- argument parsing
@@ -845,7 +845,7 @@ def _swapdb(session: Session, args: list[str]) -> Any:
     first = integer(args[0], "ERR invalid first DB index")  # both read before either is checked, as Redis
     second = integer(args[1], "ERR invalid second DB index")
     a, b = _check_db(store, first), _check_db(store, second)
-    if session.tx is not None:
+    if session.tx is not None or session.in_batch:  # a swap under buffered writes would misplace them
         raise CommandError("ERR SWAPDB inside a transaction is not supported")
     store.swapdb(a, b)
     return NO_OUTPUT
@@ -1409,8 +1409,7 @@ REDIS = CommandTable("redis", [
     _c("flushdb [ASYNC|SYNC]", "remove every key of the selected database", _flushdb, (0, 1), "server",
        write=True),
     _c("flushall [ASYNC|SYNC]", "remove every key of every database", _flushall, (0, 1), "server", write=True),
-    _c("swapdb <index1> <index2>", "exchange two databases", _swapdb, (2, 2), "server", write=True,
-       no_batch=True),
+    _c("swapdb <index1> <index2>", "exchange two databases", _swapdb, (2, 2), "server", write=True),
     _c("time", "the server's time: [seconds, microseconds]", _time, (0, 0), "server"),
     _c("save", "take a snapshot now (waits for it)", _save, (0, 0), "server", no_batch=True),
     _c("bgsave [SCHEDULE]", "take a snapshot in the background", _bgsave, (0, 1), "server", no_batch=True),
