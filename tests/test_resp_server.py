@@ -322,6 +322,21 @@ def test_a_queuing_error_aborts_exec(session: RedisSession) -> None:
     assert run(session, "DISCARD") is NO_OUTPUT
 
 
+def test_watch_after_select_watches_the_selected_database(server_state: ServerState, session: RedisSession) -> None:
+    other = RedisSession(server_state, AliasBook())
+    run(session, "WATCH", "x")  # in database 0
+    run(session, "SELECT", "1")
+    run(session, "WATCH", "y")  # in database 1, in the same watch
+    run(other, "SET", "y", "in 0")  # another database's y: no conflict
+    run(session, "MULTI")
+    assert run(session, "EXEC") == []
+    run(session, "WATCH", "y")
+    run(other, "SELECT", "1")
+    run(other, "SET", "y", "in 1")
+    run(session, "MULTI")
+    assert run(session, "EXEC") is NIL_ARRAY
+
+
 def test_select_inside_multi_switches_the_rest_of_the_transaction(store: Store, session: RedisSession) -> None:
     """As Redis: SELECT is queued; at EXEC the commands after it use the database it names, and so does the
     connection afterwards.  SWAPDB and BGSAVE are queued too, and answered with an error in their slot."""

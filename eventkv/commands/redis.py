@@ -927,6 +927,7 @@ def _watch(session: Session, args: list[str]) -> Any:
         raise CommandError("ERR WATCH inside MULTI is not allowed")
     if s.watching is None:
         s.watching = s.database.begin()
+    s.watching.index = s.database.index  # the keys of the database selected now, even after a SELECT
     for key in args:
         s.watching.get(key)  # records the key as read: a later commit on it is a conflict at EXEC
     return NO_OUTPUT
