@@ -456,6 +456,25 @@ def test_auth(store: Store) -> None:
     assert run(s2, "AUTH", "sekret") is NO_OUTPUT and run(s2, "PING") == "PONG"
 
 
+def test_auth_without_a_password(session: RedisSession) -> None:
+    """As redis-server 7.0 with no requirepass: the default user takes any password, no other user exists."""
+    assert error(session, "AUTH", "x").startswith("ERR AUTH <password> called without any password configured")
+    assert run(session, "AUTH", "default", "anything") is NO_OUTPUT
+    assert error(session, "AUTH", "bob", "x") == "WRONGPASS invalid username-password pair or user is disabled."
+
+
+def test_long_texts_are_verbatim_strings_in_resp3(session: RedisSession) -> None:
+    """INFO, CLIENT INFO and CLIENT LIST: a bulk string in RESP2, a verbatim one (txt) in RESP3, as Redis."""
+    from eventkv.commands import Text
+
+    for argv in (["INFO"], ["INFO", "nosuch"], ["CLIENT", "INFO"], ["CLIENT", "LIST"]):
+        assert type(run(session, *argv)) is Text, argv
+
+    assert render(Text("# Server\r\n"), resp3=False) == b"$10\r\n# Server\r\n\r\n"
+    assert render(Text("# Server\r\n"), resp3=True) == b"=14\r\ntxt:# Server\r\n\r\n"
+    assert render(Text(""), resp3=True) == b"=4\r\ntxt:\r\n"
+
+
 def test_client_command_config_and_server_commands(session: RedisSession, store: Store) -> None:
     assert run(session, "CLIENT", "SETNAME", "me") is NO_OUTPUT and run(session, "CLIENT", "GETNAME") == "me"
     assert error(session, "CLIENT", "SETNAME", "a b").startswith("ERR Client names cannot contain spaces")

@@ -77,6 +77,16 @@ class Lines(list[str]):
     """
 
 
+class Text(str):
+    """A long text for a person, in one string (``INFO``, ``CLIENT LIST``).
+
+    Everywhere a string; over RESP3 a verbatim string (``=<len>\r\ntxt:...``), as
+    Redis sends these.
+    """
+
+    __slots__ = ()
+
+
 # --------------------------------------------------------------------- commands
 
 

@@ -53,7 +53,7 @@ from typing import TYPE_CHECKING, Any
 from eventkv import __version__
 from eventkv.commands import longdouble
 from eventkv.commands.aliases import AliasBook
-from eventkv.commands.core import NO_OUTPUT, Command, CommandError, CommandTable, Handler, shown
+from eventkv.commands.core import NO_OUTPUT, Command, CommandError, CommandTable, Handler, Text, shown
 from eventkv.commands.find import glob_matcher, keys_matching, redis_glob
 from eventkv.commands.seed import SEED
 from eventkv.commands.session import Session
@@ -957,8 +957,12 @@ def _quit(session: Session, args: list[str]) -> Any:
 def _auth(session: Session, args: list[str]) -> Any:
     s = _rs(session)
     if s.server.requirepass is None:
-        raise CommandError("ERR AUTH <password> called without any password configured for the default user. "
-                           "Are you sure your configuration is correct?")
+        if len(args) == 1:
+            raise CommandError("ERR AUTH <password> called without any password configured for the default "
+                               "user. Are you sure your configuration is correct?")
+        if args[0] != "default":  # as Redis: without a password, the default user takes any
+            raise CommandError(WRONGPASS)
+        return NO_OUTPUT
     user, password = (args[0], args[1]) if len(args) == 2 else ("default", args[0])
     if not s.server.password_ok(user, password):
         raise CommandError(WRONGPASS)
@@ -1036,7 +1040,7 @@ def _client(session: Session, args: list[str]) -> Any:
             raise CommandError(f"ERR Unrecognized option '{shown(rest[0])}'")
         return NO_OUTPUT
     if sub == "info" and n == 0:
-        return s.client_line() + "\n"
+        return Text(s.client_line() + "\n")
     if sub == "list":
         clients = list(s.server.clients.values()) or [s]
         if n == 2 and rest[0].upper() == "TYPE":
@@ -1048,7 +1052,7 @@ def _client(session: Session, args: list[str]) -> Any:
             clients = [c for c in clients if c.client_id in ids]
         elif n:
             raise CommandError(SYNTAX)
-        return "".join(c.client_line() + "\n" for c in clients)
+        return Text("".join(c.client_line() + "\n" for c in clients))
     if sub in ("id", "getname", "setname", "setinfo", "info"):
         raise arity_error(f"client|{sub}")
     raise _unknown_subcommand("client", args[0])
@@ -1172,7 +1176,7 @@ def _info(session: Session, args: list[str]) -> Any:
     else:
         names = [name for name in sections if name in wanted]
     parts = [f"# {name.capitalize()}\r\n" + "".join(line + "\r\n" for line in sections[name]) for name in names]
-    return "\r\n".join(parts)
+    return Text("\r\n".join(parts))
 
 
 def memory_size(text: str) -> int:

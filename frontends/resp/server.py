@@ -71,7 +71,7 @@ import sys
 import time
 from typing import Any, NamedTuple
 
-from eventkv.commands import NO_OUTPUT, AliasBook, CommandError, CommandTable, Lines, error_message
+from eventkv.commands import NO_OUTPUT, AliasBook, CommandError, CommandTable, Lines, Text, error_message
 from eventkv.commands.core import Handler
 from eventkv.commands.redis import (
     NIL_ARRAY,
@@ -131,6 +131,8 @@ def _wire(value: Any, resp3: bool) -> Any:
         return Error(str(value))
     if t is Lines:
         return Verbatim("\n".join(value)) if resp3 else list(value)
+    if t is Text:
+        return Verbatim(value) if resp3 else str(value)
     if t is list or t is tuple:
         return [_wire(v, resp3) for v in value]
     if t is dict:
