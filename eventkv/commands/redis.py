@@ -450,13 +450,20 @@ def _string_options(args: list[str], start: int, for_set: bool) -> tuple[set[str
         if option in _EXPIRY_OPTIONS and i + 1 < n and not flags & (_TTL_OPTIONS - {option}):
             expiry = (option, args[i + 1])
             i += 1
-        elif not (for_set and ((option == "NX" and "XX" not in flags) or (option == "XX" and "NX" not in flags)
-                               or option == "GET" or (option == "KEEPTTL" and not flags & _EXPIRY_OPTIONS))
-                  or (not for_set and option == "PERSIST" and not flags & _EXPIRY_OPTIONS)):
+        elif not _option_fits(option, flags, for_set):
             raise CommandError(SYNTAX)
         flags.add(option)
         i += 1
     return flags, expiry
+
+
+def _option_fits(option: str, flags: set[str], for_set: bool) -> bool:
+    """May ``option`` (other than an expiry) follow ``flags`` in SET (``for_set``) or GETEX?"""
+    if not for_set:
+        return option == "PERSIST" and not flags & _EXPIRY_OPTIONS
+    if option in ("NX", "XX"):
+        return ("XX" if option == "NX" else "NX") not in flags
+    return option == "GET" or (option == "KEEPTTL" and not flags & _EXPIRY_OPTIONS)
 
 
 def _setnx(session: Session, args: list[str]) -> Any:
