@@ -38,7 +38,7 @@ from typing import Any
 from frontends.resp.client import Connection
 from tools.bench._servers import free_port, stop, wait_ready
 
-KEYS = ["a", "b", "c", "n", "f"]
+KEYS = ["a", "b", "c", "n", "f", "é\udcff"]  # the last: a key that is not UTF-8 (bytes c3 a9 ff)
 VALUES = ["1", "-5", "abc", "", "3.5", "9223372036854775807", "-9223372036854775808", " 1", "1e3", "0x10", "inf",
           "nan", "10", "0", "00", "+1", "1.0", "9223372036854775808", "héllo", "a\r\nb", "-0", "5.0e-1", ".5", "\x00"]
 INTEGERS = ["0", "1", "-1", "2", "10", "-100", "x", "", "1.5", "9223372036854775807", "-9223372036854775808",
@@ -46,7 +46,8 @@ INTEGERS = ["0", "1", "-1", "2", "10", "-100", "x", "", "1.5", "9223372036854775
 FLOATS = ["1", "1.5", "-2.5", "inf", "-inf", "nan", "x", "", "1e308", "1e309", "-0", "0.1", "3e-5", " 1", "+inf"]
 SECONDS = ["100", "500", "-1", "0", "x", "1.5", "9223372036854775"]
 MILLISECONDS = ["100000", "500000", "-1", "0", "x", "99999999", "1.5"]
-PATTERNS = ["*", "a*", "?", "[ab]", "[^a]*", "\\a", "[a-c]", "*[", "[", "f*", "h[^e]llo", "*\\", "[^", "[]"]
+PATTERNS = ["*", "a*", "?", "[ab]", "[^a]*", "\\a", "[a-c]", "*[", "[", "f*", "h[^e]llo", "*\\", "[^", "[]", "???",
+            "é?", "*\udcff", "[\udcff]*"]
 #: name -> argument kinds: k key, v value, i integer, f float, s seconds, m milliseconds, d database, p pattern,
 #: t a time in seconds since the epoch, T one in milliseconds
 COMMANDS = {
