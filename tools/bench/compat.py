@@ -2,7 +2,9 @@
 
 ``python -m tools.bench compat`` starts ``redis-server`` (no persistence) and
 ``eventkv serve`` on free ports, sends both the same ``--commands`` random commands
-(seeded: ``--seed``) on one connection each, and after every command compares the
+(seeded: ``--seed``) on one connection each -- one in ten from a second client, so
+that WATCH has something to notice; ``--resp3`` speaks RESP3 on the first -- and
+after every command compares the
 two replies and the whole state -- every key of every database, its value, and
 whether it has an expiry.  Each difference is printed with the commands since the
 last reset (a reproduction), then both servers are reset (``FLUSHALL``) and the run
@@ -63,6 +65,8 @@ COMMANDS = {
 _SET_OPTIONS = ["NX", "XX", "GET", "EX", "PX", "EXAT", "PXAT", "KEEPTTL", "ex", "get"]
 _GETEX_OPTIONS = ["EX", "PX", "EXAT", "PXAT", "PERSIST", "KEEPTTL", "ex"]
 _TIMES_BY_SIGN = {"TTL", "PTTL", "EXPIRETIME", "PEXPIRETIME"}
+#: not sent by the other client, which stays in database 0 and outside transactions
+_CONNECTION_STATE = {"SELECT", "MULTI", "EXEC", "DISCARD", "WATCH", "UNWATCH"}
 
 
 def generate(rnd: random.Random, in_multi: bool) -> list[str]:
@@ -109,17 +113,20 @@ def normalized(command: list[str], reply: Any) -> Any:
 
 
 class Side:
-    """One server: the connection commands go through, and one a database for reading state."""
+    """One server: the connection commands go through, a second one (another client, for WATCH
+    to notice), and one a database for reading state."""
 
-    def __init__(self, port: int) -> None:
+    def __init__(self, port: int, resp3: bool) -> None:
         self.port = port
-        self.main = Connection(port=port)
+        self.main, self.other = Connection(port=port), Connection(port=port)
+        if resp3:
+            self.main.call("HELLO", "3")
         self.readers = [Connection(port=port) for _ in range(16)]
         for db, reader in enumerate(self.readers):
             reader.call("SELECT", str(db))
 
-    def call(self, command: list[str]) -> Any:
-        return self.main.call(*command)
+    def call(self, command: list[str], other: bool = False) -> Any:
+        return (self.other if other else self.main).call(*command)
 
     def state(self) -> list[tuple[int, list[tuple[bytes, bytes, bool]]]]:
         """Every key of every database: (key, value, has an expiry)."""
@@ -135,7 +142,7 @@ class Side:
             self.main.call(*command)
 
     def close(self) -> None:
-        for connection in (self.main, *self.readers):
+        for connection in (self.main, self.other, *self.readers):
             connection.close()
 
 
@@ -165,6 +172,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--redis-server", default=shutil.which("redis-server") or "redis-server")
     parser.add_argument("--max-differences", type=int, default=20, help="stop after this many")
+    parser.add_argument("--resp3", action="store_true", help="speak RESP3 (HELLO 3) on the connection compared")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -175,15 +183,21 @@ def run(args: argparse.Namespace) -> int:
     differences = 0
     started = time.perf_counter()
     with _servers(args.redis_server) as (redis_port, eventkv_port):
-        redis, eventkv = Side(redis_port), Side(eventkv_port)
+        redis, eventkv = Side(redis_port, args.resp3), Side(eventkv_port, args.resp3)
         since_reset: list[list[str]] = []
         in_multi = False
         for _ in range(args.commands):
-            command = generate(rnd, in_multi)
+            # One command in ten comes from another client: a plain one, between WATCH and EXEC perhaps.
+            other = rnd.random() < 0.1
+            command = generate(rnd, in_multi or other)
+            if other and command[0] in _CONNECTION_STATE:
+                continue
             name = command[0]
-            in_multi = (in_multi or name == "MULTI") and name not in ("EXEC", "DISCARD")
-            since_reset.append(command)
-            expected, got = normalized(command, redis.call(command)), normalized(command, eventkv.call(command))
+            if not other:
+                in_multi = (in_multi or name == "MULTI") and name not in ("EXEC", "DISCARD")
+            since_reset.append(["(other client)", *command] if other else command)
+            expected = normalized(command, redis.call(command, other))
+            got = normalized(command, eventkv.call(command, other))
             before, after = redis.state(), eventkv.state()
             if expected == got and before == after:
                 continue
