@@ -11,9 +11,11 @@ Rules of this module:
   the lock, and that same ``now`` is the event's timestamp, so replay decides alike.
 * Transactions are optimistic: writes are buffered, reads see them, ``commit`` checks
   under the lock that no other commit touched a key this transaction read or wrote
-  after it did, then writes one record.  ``atomic()`` is the pessimistic form the
-  command layer uses for compound commands (``MULTI``/``EXEC``, ``batch``, ``SET
-  ... GET``): it holds the lock from start to commit, so it cannot conflict.
+  after it did (a clear, flush or swap of its database touches the key only if it
+  was there before or is there after, as Redis's WATCH has it), then writes one record.
+  ``atomic()`` is the pessimistic form the command layer uses for compound commands
+  (``MULTI``/``EXEC``, ``batch``, ``SET ... GET``): it holds the lock from start to
+  commit, so it cannot conflict.
 * Expiry writes no events (invariant 5): a background thread pops due keys off the
   projection's expiry index in bounded slices, releasing the lock between them.
 """
