@@ -946,6 +946,9 @@ class Transaction:
         self._seen_alive: dict[tuple[int, str], int] = {}  # key -> its expiry, for keys read while visible
         self._seen_absent: set[tuple[int, str]] = set()  # keys absent when first read
         self._seen_dbs: dict[int, int] = {}
+        #: database i of this transaction is the store's database ``_held_in[i]`` until the commit
+        #: (they differ after a ``swapdb`` in the transaction)
+        self._held_in: list[int] = list(range(len(store._keyspaces.dbs)))
         self._state = "open"
         self._finalizer: weakref.finalize | None = None
         if locked:
@@ -980,7 +983,7 @@ class Transaction:
             first = not self._locked and (db, key) not in self._seen
             if first:
                 self._seen[(db, key)] = s._last_seq
-            ks = s._keyspaces.dbs[db]
+            ks = s._keyspaces.dbs[self._held_in[db]]
             value = ks.get(key, now)
             if value is None:
                 if first:
@@ -1035,7 +1038,7 @@ class Transaction:
             base: dict[str, str] = {}
         else:
             with s._lock:
-                ks = s._keyspaces.dbs[db]
+                ks = s._keyspaces.dbs[self._held_in[db]]
                 base = dict(ks.items(now))
                 if not self._locked:
                     self._seen_dbs.setdefault(db, s._last_seq)
@@ -1130,6 +1133,22 @@ class Transaction:
         self._cleared.add(d)
         self._changes.append(Clear(d))
 
+    def swapdb(self, a: int, b: int) -> None:
+        """Exchange databases ``a`` and ``b``: what this transaction reads and writes after it sees them
+        exchanged.  Only in a locked transaction (``atomic``): an optimistic one could not tell what
+        another commit changed in which database."""
+        self._check_open()
+        if not self._locked:
+            raise TransactionError("swapdb needs a locked transaction (atomic), not an optimistic one")
+        self._store.db(a)
+        self._store.db(b)
+        held = self._held_in
+        held[a], held[b] = held[b], held[a]
+        other = {a: b, b: a}
+        self._overlay = {(other.get(d, d), k): entry for (d, k), entry in self._overlay.items()}
+        self._cleared = {other.get(d, d) for d in self._cleared}
+        self._changes.append(SwapDB(a, b))
+
     def move(self, key: str, target: int) -> bool:
         """Move a key to database ``target`` if it is absent there (Redis's MOVE)."""
         self._check_open()
@@ -1192,12 +1211,12 @@ class Transaction:
         """
         self._check_open()
         saved = (dict(self._overlay), set(self._cleared), len(self._changes), dict(self._seen),
-                 dict(self._seen_alive), set(self._seen_absent), dict(self._seen_dbs))
+                 dict(self._seen_alive), set(self._seen_absent), dict(self._seen_dbs), list(self._held_in))
         try:
             yield self
         except BaseException:
             (self._overlay, self._cleared, kept, self._seen, self._seen_alive, self._seen_absent,
-             self._seen_dbs) = saved
+             self._seen_dbs, self._held_in) = saved
             del self._changes[kept:]
             raise
 

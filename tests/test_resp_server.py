@@ -25,6 +25,7 @@ from resp_helpers import ServerProcess, eventkv, free_port
 from eventkv import Store
 from eventkv.commands import NO_OUTPUT, AliasBook, CommandError
 from eventkv.commands.redis import NIL_ARRAY, QUEUED, RESP, SYNTAX, RedisSession, ServerState, Status
+from eventkv.errors import TransactionError
 from frontends.resp.server import render
 
 redis = pytest.importorskip("redis")
@@ -341,21 +342,42 @@ def test_select_inside_multi_switches_the_rest_of_the_transaction(store: Store, 
     """As Redis: SELECT is queued; at EXEC the commands after it use the database it names, and so does the
     connection afterwards.  SWAPDB and BGSAVE are queued too, and answered with an error in their slot."""
     run(session, "MULTI")
-    for argv in (["SET", "k", "in 0"], ["SELECT", "1"], ["SET", "k", "in 1"], ["SELECT", "99"], ["SWAPDB", "0", "1"],
-                 ["BGSAVE"], ["GET", "k"], ["SWAPDB", "0", "x"]):
+    for argv in (["SET", "k", "in 0"], ["SELECT", "1"], ["SET", "k", "in 1"], ["SELECT", "99"], ["BGSAVE"],
+                 ["GET", "k"], ["SWAPDB", "0", "x"]):
         assert run(session, *argv) is QUEUED
     before = store.last_seq
     result = run(session, "EXEC")
-    assert result[:3] == [NO_OUTPUT, NO_OUTPUT, NO_OUTPUT] and result[6] == "in 1"
-    assert [str(e) for e in result[3:6]] == ["ERR DB index is out of range",
-                                             "ERR SWAPDB inside a transaction is not supported",
+    assert result[:3] == [NO_OUTPUT, NO_OUTPUT, NO_OUTPUT] and result[5] == "in 1"
+    assert [str(e) for e in result[3:5]] == ["ERR DB index is out of range",
                                              "ERR BGSAVE inside a transaction is not supported"]
-    assert str(result[7]) == "ERR invalid second DB index"  # its arguments are read first, as Redis
+    assert str(result[6]) == "ERR invalid second DB index"  # its arguments are read first, as Redis
     assert store.last_seq == before + 1  # still one record
     assert store.get("k") == "in 0" and store.db(1).get("k") == "in 1"
     assert run(session, "GET", "k") == "in 1"  # the connection stays on database 1
     run(session, "SELECT", "0")
     assert run(session, "GET", "k") == "in 0"
+
+
+def test_swapdb_inside_multi(store: Store, session: RedisSession, reopen: Any) -> None:
+    """As redis-server 7.0 answered: the commands queued after SWAPDB see the databases exchanged.  One record,
+    which a restart replays to the same state."""
+    run(session, "SET", "a", "0 before")
+    store.db(1).put("a", "1 before", ttl=None)
+    run(session, "MULTI")
+    for argv in (["SET", "b", "0 early"], ["SWAPDB", "0", "1"], ["GET", "a"], ["GET", "b"], ["SET", "c", "late"],
+                 ["SWAPDB", "1", "2"], ["MOVE", "c", "2"], ["FLUSHDB"], ["GET", "c"]):
+        assert run(session, *argv) is QUEUED
+    before = store.last_seq
+    assert run(session, "EXEC") == [NO_OUTPUT, NO_OUTPUT, "1 before", None, NO_OUTPUT, NO_OUTPUT, 1, NO_OUTPUT, None]
+    assert store.last_seq == before + 1
+    expected = {0: {}, 1: {}, 2: {"a": "0 before", "b": "0 early", "c": "late"}}
+    assert {i: dict(store.db(i).items()) for i in range(3)} == expected
+    reopened = reopen(store)
+    assert {i: dict(reopened.db(i).items()) for i in range(3)} == expected
+    tx = reopened.begin()  # an optimistic transaction cannot follow a swap
+    with pytest.raises(TransactionError):
+        tx.swapdb(0, 1)
+    tx.rollback()
 
 
 def test_watch_conflict_between_sessions(server_state: ServerState, session: RedisSession) -> None:

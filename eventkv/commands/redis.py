@@ -852,9 +852,12 @@ def _swapdb(session: Session, args: list[str]) -> Any:
     first = integer(args[0], "ERR invalid first DB index")  # both read before either is checked, as Redis
     second = integer(args[1], "ERR invalid second DB index")
     a, b = _check_db(store, first), _check_db(store, second)
-    if session.tx is not None or session.in_batch:  # a swap under buffered writes would misplace them
+    if session.tx is not None:  # an optimistic transaction ('begin') cannot follow a swap
         raise CommandError("ERR SWAPDB inside a transaction is not supported")
-    store.swapdb(a, b)
+    if session.in_batch:  # EXEC's unit (or a batch): locked; it swaps its view, and logs the swap with the rest
+        session.target.swapdb(a, b)
+    else:
+        store.swapdb(a, b)
     return NO_OUTPUT
 
 
