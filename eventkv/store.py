@@ -600,9 +600,11 @@ class Store(Database):
         self._after_write(seq)
 
     def swapdb(self, a: int, b: int) -> None:
-        """Exchange the contents of databases ``a`` and ``b`` (one event)."""
+        """Exchange the contents of databases ``a`` and ``b`` (one event; none if they are the same)."""
         self.db(a)
         self.db(b)
+        if a == b:  # nothing changes: no event (as Redis, which touches no watched key then)
+            return
         with self._lock:
             seq = self._commit(self._clock(), SwapDB(a, b))
         self._after_write(seq)
@@ -1142,6 +1144,8 @@ class Transaction:
             raise TransactionError("swapdb needs a locked transaction (atomic), not an optimistic one")
         self._store.db(a)
         self._store.db(b)
+        if a == b:
+            return
         held = self._held_in
         held[a], held[b] = held[b], held[a]
         other = {a: b, b: a}

@@ -401,6 +401,12 @@ def test_watch_conflict_between_sessions(server_state: ServerState, session: Red
     run(other, "FLUSHDB")
     run(session, "MULTI")
     assert run(session, "EXEC") is NIL_ARRAY
+    run(session, "SET", "w", "1")
+    run(session, "WATCH", "w")
+    run(other, "SWAPDB", "0", "0")  # a database swapped with itself: nothing changes, no event
+    run(session, "MULTI")
+    assert run(session, "EXEC") == []
+    run(session, "DEL", "w")
     run(session, "WATCH", "w")  # absent now: a flush leaves it as it was (as Redis 7)
     run(other, "FLUSHALL")
     run(session, "MULTI")

@@ -275,6 +275,9 @@ def test_swapdb_and_flushall(store: Store) -> None:
     assert store.items() == [("b", "2")] and view.items() == [("a", "0")]
     store.flushall()
     assert all(store.db(n).size() == 0 for n in range(16))
+    seq = store.last_seq
+    store.swapdb(3, 3)  # nothing changes: no event
+    assert store.last_seq == seq
 
 
 def test_databases_setting(open_store) -> None:
