@@ -96,7 +96,7 @@ class History:
     def swapdb(self, a: int, b: int) -> None:
         self.store.swapdb(a, b)
         self.model[a], self.model[b] = self.model[b], self.model[a]
-        self._recorded(True)
+        self._recorded(a != b)  # a database swapped with itself: no record
 
     def tx(self, db: int, writes: list[tuple[str, str | None]]) -> None:
         """A transaction of puts (value) and deletes (None), committed as one record."""
