@@ -948,9 +948,9 @@ class Transaction:
         self._seen_alive: dict[tuple[int, str], int] = {}  # key -> its expiry, for keys read while visible
         self._seen_absent: set[tuple[int, str]] = set()  # keys absent when first read
         self._seen_dbs: dict[int, int] = {}
-        #: database i of this transaction is the store's database ``_held_in[i]`` until the commit
-        #: (they differ after a ``swapdb`` in the transaction)
-        self._held_in: list[int] = list(range(len(store._keyspaces.dbs)))
+        #: database i of this transaction is the store's database ``_held_in.get(i, i)`` until the
+        #: commit: empty unless a ``swapdb`` in the transaction exchanged some (nothing made per transaction)
+        self._held_in: dict[int, int] = {}
         self._state = "open"
         self._finalizer: weakref.finalize | None = None
         if locked:
@@ -985,7 +985,7 @@ class Transaction:
             first = not self._locked and (db, key) not in self._seen
             if first:
                 self._seen[(db, key)] = s._last_seq
-            ks = s._keyspaces.dbs[self._held_in[db]]
+            ks = s._keyspaces.dbs[self._held_in.get(db, db)]
             value = ks.get(key, now)
             if value is None:
                 if first:
@@ -1040,7 +1040,7 @@ class Transaction:
             base: dict[str, str] = {}
         else:
             with s._lock:
-                ks = s._keyspaces.dbs[self._held_in[db]]
+                ks = s._keyspaces.dbs[self._held_in.get(db, db)]
                 base = dict(ks.items(now))
                 if not self._locked:
                     self._seen_dbs.setdefault(db, s._last_seq)
@@ -1147,7 +1147,7 @@ class Transaction:
         if a == b:
             return
         held = self._held_in
-        held[a], held[b] = held[b], held[a]
+        held[a], held[b] = held.get(b, b), held.get(a, a)
         other = {a: b, b: a}
         self._overlay = {(other.get(d, d), k): entry for (d, k), entry in self._overlay.items()}
         self._cleared = {other.get(d, d) for d in self._cleared}
@@ -1215,7 +1215,7 @@ class Transaction:
         """
         self._check_open()
         saved = (dict(self._overlay), set(self._cleared), len(self._changes), dict(self._seen),
-                 dict(self._seen_alive), set(self._seen_absent), dict(self._seen_dbs), list(self._held_in))
+                 dict(self._seen_alive), set(self._seen_absent), dict(self._seen_dbs), dict(self._held_in))
         try:
             yield self
         except BaseException:
