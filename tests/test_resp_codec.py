@@ -120,6 +120,23 @@ def test_multibulk_empty_or_negative_count_is_skipped(hiredis: bool, frame: byte
 
 
 @use_hiredis
+def test_idle_means_nothing_buffered_and_no_error_pending(hiredis: bool) -> None:
+    parser = make_request_parser(use_hiredis=hiredis)
+    assert parser.idle
+    assert parser.receive(encode_command("GET", "k")) == [[b"GET", b"k"]]
+    assert parser.idle
+    assert parser.receive(encode_command("GET", "k")[:-1]) == []
+    assert not parser.idle  # part of a frame
+    assert parser.receive(b"\n") == [[b"GET", b"k"]]
+    assert parser.idle
+    assert parser.receive(encode_command("GET", "k") + b"*1\r\n$x\r\n") == [[b"GET", b"k"]]
+    assert not parser.idle  # the error comes with the next call
+    with pytest.raises(ProtocolError):
+        parser.commands()
+    assert not parser.idle
+
+
+@use_hiredis
 def test_partial_frame_is_kept_until_complete(hiredis: bool) -> None:
     data = encode_command("SET", "k", "v" * 10)
     parser = make_request_parser(use_hiredis=hiredis)

@@ -28,6 +28,7 @@ from hypothesis import strategies as st
 from eventkv import Store
 from eventkv.commands import AliasBook, CommandTable
 from eventkv.commands.redis import ServerState
+from eventkv.events import Put, decode_line
 from frontends.resp import server as server_module
 from frontends.resp.codec import encode_command
 from frontends.resp.server import TABLE, RespConnection, RespServer
@@ -506,3 +507,23 @@ def test_closing_the_server_writes_and_answers_held_sets_first(held: Setup) -> N
     held.send(0, cmd("SET", "a", "1"))
     asyncio.run(held.server.close())
     assert replies(held) == {0: b"+OK\r\n"} and held.connections[0][1].closed and held.store.get("a") == "1"
+
+
+def test_a_lone_plain_command_before_a_protocol_error_is_answered_then_the_error(tmp_path: Path) -> None:
+    # The read parses to one GET (or SET) with an error pending after it: the command runs, then the error
+    # is answered and the connection closed, as for any other command (not the lone command's shortcut).
+    for command, reply in ((cmd("GET", "a"), b"$1\r\n1\r\n"), (cmd("SET", "b", "2"), b"+OK\r\n")):
+        out = same(tmp_path / reply.hex(), one(cmd("SET", "a", "1"), command + b"*1\r\n$x\r\n"))
+        assert out["replies"][0] == b"+OK\r\n" + reply + b"-ERR Protocol error: invalid bulk length\r\n"
+        assert out["closed"][0]
+        assert out["processed"] == out["total"] == 2
+
+
+def test_a_lone_get_or_set_counts_and_logs_as_any_command(tmp_path: Path) -> None:
+    out = same(tmp_path, one(cmd("SET", "a", "1"), cmd("GET", "a"), cmd("get", "nope"), cmd("SET", "a", "2"),
+                             cmd("GET", "a")))
+    assert out["replies"][0] == b"+OK\r\n$1\r\n1\r\n$-1\r\n+OK\r\n$1\r\n2\r\n"
+    assert out["commands"] == {("resp", "set", "ok"): 2, ("resp", "get", "ok"): 3}
+    assert out["hits"] == (2, 1)
+    assert out["processed"] == out["latencies"] == 5
+    assert [decode_line(r).change for r in out["log"]] == [Put("a", "1", None), Put("a", "2", None)]

@@ -372,6 +372,11 @@ class RequestParser:
         start = self._frame_start if self._mb_left else self._pos
         return len(self._buf) - start
 
+    @property
+    def idle(self) -> bool:
+        """Nothing buffered and no error pending: ``commands()`` would return ``[]`` now."""
+        return self._pos == len(self._buf) and not self._mb_left and self._error is None
+
     def feed(self, data: bytes | bytearray | memoryview) -> None:
         """Append received bytes.  Raises ProtocolError when the parser is dead or when
         :attr:`buffered` would exceed ``max_buffer`` (the data is then not stored)."""

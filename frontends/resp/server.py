@@ -396,6 +396,8 @@ class RespConnection(asyncio.Protocol):
             return
         group_sync = server.group_sync
         if group_sync is None:  # the common case, inline: replies leave at once
+            if len(batch) == 1 and self._one_plain(batch[0]):
+                return
             out: list[bytes] = []
             close = self._run(batch, out, hold=server.loop is not None)
             if self.held is not None:
@@ -418,6 +420,47 @@ class RespConnection(asyncio.Protocol):
         # Hold the replies until everything they may show is durable.
         self._pause(_SYNCING)
         group_sync.wait(seq).add_done_callback(lambda f: self._synced(f, out, close))
+
+    def _one_plain(self, argv: list[bytes]) -> bool:
+        """Serve a read of one plain ``GET key`` or ``SET key value`` (``redis-benchmark -P 1``, most
+        clients' common case) as ``_run`` would -- the same reply, the same event, the same metrics --
+        without its machinery for pipelines; False (nothing done) for anything else, which ``_run``
+        then serves.  A SET is held for the loop iteration's write (``_run`` with ``hold``); a GET
+        that fails is left to ``_run``, which reports the error as it does."""
+        fast, direct, nil = self._allows
+        if direct is None or not self.parser.idle:
+            return False
+        name = argv[0]
+        entry = fast.get(name)
+        server = self.server
+        if entry is server.set_entry and len(argv) == 3 and server.loop is not None:
+            self.held = _Held(direct, [argv], [_OK], time.perf_counter())
+            server.hold(self)
+        elif entry is server.get_entry and len(argv) == 2:
+            metrics = server.store.metrics
+            started = time.perf_counter()
+            try:
+                value = plain_get(direct, metrics, argv[1].decode("utf-8", "surrogateescape"))
+            except Exception:
+                return False
+            if value is None:
+                self.transport.write(nil)
+            else:
+                data = value.encode("utf-8", "surrogateescape")
+                self.transport.write(b"$%d\r\n%b\r\n" % (len(data), data))
+            elapsed = time.perf_counter() - started
+            metrics.succeeded(_OK_KEYS.get(name) or _ok_key(name), elapsed)
+            if elapsed * 1_000_000 >= metrics.slowlog.threshold_us >= 0:
+                metrics.slowlog.record(int(elapsed * 1_000_000), [a.decode("utf-8", "replace") for a in argv],
+                                       self.addr, "")
+        else:
+            return False
+        server.state.commands_processed += 1
+        session = self.session
+        assert session is not None
+        session.last_seen = time.monotonic()
+        session.last_command = name
+        return True
 
     def _synced(self, f: asyncio.Future[None], out: list[bytes], close: bool) -> None:
         if f.exception() is not None:
