@@ -466,6 +466,9 @@ class Keyspaces:
         if events.all_puts and len(set(events.dbs)) == 1:
             dbs[events.dbs[0]].set_many(events.keys, events.values, events.expiries)
             return
+        if all(ks._buckets is None and ks._index is None for ks in dbs):
+            self._fold_unindexed(events)
+            return
         for kind, key, value, expire_at, db in zip(events.kinds, events.keys, events.values, events.expiries,
                                                    events.dbs, strict=True):
             if kind is Put:
@@ -476,6 +479,31 @@ class Keyspaces:
                 dbs[db].expire(key, expire_at)  # type: ignore[arg-type]  # an int: Columns checks it
             elif kind is Persist:
                 dbs[db].persist(key)
+            else:
+                self.apply(value)  # a change held whole (a transaction, a clear...)
+
+    def _fold_unindexed(self, events: Columns) -> None:
+        """``apply_records``' loop while no database keeps an index (a replay, a snapshot being
+        loaded): the records written straight into the dicts, as ``set``, ``delete``, ``expire`` and
+        ``persist`` write them then (``_stale`` is not kept: building the index resets it)."""
+        dbs = self.dbs  # a swap exchanges its items, a clear a database's dicts: both are read anew each record
+        for kind, key, value, expire_at, db in zip(events.kinds, events.keys, events.values, events.expiries,
+                                                   events.dbs, strict=True):
+            ks = dbs[db]
+            if kind is Put:
+                ks._data[key] = value
+                if expire_at is not None:
+                    ks._expires[key] = expire_at
+                elif ks._expires:
+                    ks._expires.pop(key, None)
+            elif kind is Delete:
+                if ks._data.pop(key, _MISSING) is not _MISSING and ks._expires:
+                    ks._expires.pop(key, None)
+            elif kind is Expire:
+                if key in ks._data:
+                    ks._expires[key] = expire_at
+            elif kind is Persist:
+                ks._expires.pop(key, None)
             else:
                 self.apply(value)  # a change held whole (a transaction, a clear...)
 

@@ -403,11 +403,15 @@ EXPIRY = st.none() | st.integers(min_value=T, max_value=T + 5)
         st.builds(lambda k, v: Tx((Put(k, v), Delete(v, 1))), KEYS, KEYS),
     ), min_size=1),
     indexed=st.booleans(),
+    deferred=st.booleans(),
 )
-def test_a_batch_of_simple_changes_folds_as_one_by_one(before, puts, indexed: bool) -> None:
-    """apply_records of Columns (puts: one dict.update in C) leaves exactly what apply of each change leaves."""
+def test_a_batch_of_simple_changes_folds_as_one_by_one(before, puts, indexed: bool, deferred: bool) -> None:
+    """apply_records of Columns (puts: one dict.update in C; with every index deferred, straight into the
+    dicts) leaves exactly what apply of each change leaves."""
     bulk, single = Keyspaces(2), Keyspaces(2)
     for state in (bulk, single):
+        if deferred:
+            state.defer_index()
         for change in before:
             state.apply(change)
         if indexed:
@@ -418,6 +422,9 @@ def test_a_batch_of_simple_changes_folds_as_one_by_one(before, puts, indexed: bo
     bulk.apply_records(batch)
     for change in puts:
         single.apply(change)
+    if deferred:
+        bulk.build_index()
+        single.build_index()
     assert _state(bulk) == _state(single)
     assert [ks.sorted_keys(T) for ks in bulk.dbs] == [ks.sorted_keys(T) for ks in single.dbs]
 
