@@ -501,7 +501,7 @@ class Keyspaces:
                     ks._expires.pop(key, None)
             elif kind is Expire:
                 if key in ks._data:
-                    ks._expires[key] = expire_at
+                    ks._expires[key] = expire_at  # type: ignore[assignment]  # an int: Columns checks it
             elif kind is Persist:
                 ks._expires.pop(key, None)
             else:
