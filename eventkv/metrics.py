@@ -113,14 +113,15 @@ class Metrics:
             histogram = self.latency[frontend] = Histogram()
         return histogram
 
-    def succeeded(self, key: tuple[str, str, str], seconds: float) -> None:
-        """One command that succeeded, counted under ``key`` (``(frontend, command, "ok")``), that took ``seconds``.
+    def succeeded(self, key: tuple[str, str, str], seconds: float, n: int = 1) -> None:
+        """``n`` commands that succeeded, counted under ``key`` (``(frontend, command, "ok")``), each of
+        which took ``seconds``.
 
         ``record`` without the slow log, for a frontend's hot path (its key made once per command name).
         """
-        self.commands[key] += 1
-        self.total_commands += 1
-        self.histogram(key[0]).observe(seconds)
+        self.commands[key] += n
+        self.total_commands += n
+        self.histogram(key[0]).observe(seconds, n)
 
     def count(self, key: tuple[str, str, str], n: int = 1) -> None:
         """``n`` more commands under ``(frontend, command, status)``, their latency observed apart.
@@ -135,6 +136,11 @@ class Metrics:
             self.keyspace_hits += 1
         else:
             self.keyspace_misses += 1
+
+    def hits(self, found: int, missed: int) -> None:
+        """``hit`` of ``found`` keys found and ``missed`` not: a run of reads counted at once."""
+        self.keyspace_hits += found
+        self.keyspace_misses += missed
 
     def ops_per_sec(self) -> int:
         """Commands per second over the last few seconds (sampled on each call)."""

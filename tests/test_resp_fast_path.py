@@ -187,14 +187,20 @@ def one(*commands: bytes) -> list[Read]:
 
 @pytest.fixture
 def direct_calls(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
-    """The server's own calls of plain_get / plain_set / plain_sets (the handlers call them through their
-    module): ``get``, ``set``, and ``sets:N`` for a run of N SETs written at once."""
+    """The server's own calls of plain_get / plain_gets / plain_set / plain_sets (the handlers call them
+    through their module): ``get``, ``gets:N`` for a read of N GETs only, ``set``, and ``sets:N`` for a run
+    of N SETs written at once."""
     calls: list[str] = []
     real_get, real_set, real_sets = server_module.plain_get, server_module.plain_set, server_module.plain_sets
+    real_gets = server_module.plain_gets
 
     def counted_get(*args: Any) -> Any:
         calls.append("get")
         return real_get(*args)
+
+    def counted_gets(target: Any, metrics: Any, keys: list[str]) -> Any:
+        calls.append(f"gets:{len(keys)}")
+        return real_gets(target, metrics, keys)
 
     def counted_set(*args: Any) -> None:
         calls.append("set")
@@ -205,6 +211,7 @@ def direct_calls(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
         real_sets(target, keys, values)
 
     monkeypatch.setattr(server_module, "plain_get", counted_get)
+    monkeypatch.setattr(server_module, "plain_gets", counted_gets)
     monkeypatch.setattr(server_module, "plain_set", counted_set)
     monkeypatch.setattr(server_module, "plain_sets", counted_sets)
     yield calls
@@ -450,7 +457,7 @@ def test_a_held_set_goes_before_its_clients_next_command_and_others_see_it_once_
     held.send(2, cmd("SET", "b", "2") + cmd("GET", "b") + cmd("SET", "c", "3") + cmd("SET", "d", "4"))
     assert replies(held) == {0: b"", 1: b"$-1\r\n", 2: b""}
     held.send(0, cmd("GET", "a") + cmd("GET", "c"))  # the held runs are written first
-    assert direct_calls == ["get", "set", "get", "sets:3", "get", "get"]
+    assert direct_calls == ["get", "set", "get", "sets:3", "gets:2"]
     assert replies(held) == {0: b"+OK\r\n$1\r\n1\r\n$1\r\n3\r\n", 1: b"$-1\r\n",
                              2: b"+OK\r\n$1\r\n2\r\n+OK\r\n+OK\r\n"}
     assert held.loop.callbacks  # the release this iteration asked for finds nothing left
@@ -527,3 +534,21 @@ def test_a_lone_get_or_set_counts_and_logs_as_any_command(tmp_path: Path) -> Non
     assert out["hits"] == (2, 1)
     assert out["processed"] == out["latencies"] == 5
     assert [decode_line(r).change for r in out["log"]] == [Put("a", "1", None), Put("a", "2", None)]
+
+
+def test_a_read_of_gets_only_is_answered_at_once_as_one_by_one(tmp_path: Path, direct_calls: list[str]) -> None:
+    big, binary = "x" * 5000, bytes(range(256))
+    gets = cmd("GET", "a") + cmd("get", "none") + cmd("GET", "big") + cmd(b"GET", binary) + cmd("GET", "a")
+    out = same(tmp_path, one(
+        cmd("MSET", "a", "1", "big", big, binary, binary),
+        gets,
+        cmd("CONFIG", "SET", "slowlog-log-slower-than", "0"),
+        cmd("GET", "a") + cmd("GET", "none"),
+        cmd("GeT", "a") + cmd("GET", "a"),  # a name in mixed case: the general path
+    ))
+    assert direct_calls == ["gets:5", "gets:2", "get", "get"] * 2  # fast and held; "GeT": the general path
+    assert out["replies"][0] == (b"+OK\r\n" + b"$1\r\n1\r\n$-1\r\n$5000\r\n" + big.encode() + b"\r\n$256\r\n" + binary
+                                 + b"\r\n$1\r\n1\r\n" + b"+OK\r\n" + b"$1\r\n1\r\n$-1\r\n" + b"$1\r\n1\r\n" * 2)
+    assert out["hits"] == (7, 2)
+    assert out["commands"][("resp", "get", "ok")] == 9
+    assert out["slowlog"][:4] == [["GET", "a"], ["GeT", "a"], ["GET", "none"], ["GET", "a"]]

@@ -392,6 +392,14 @@ def plain_get(target: Any, metrics: Metrics, key: str) -> str | None:
     return value
 
 
+def plain_gets(target: Any, metrics: Metrics, keys: list[str]) -> list[str | None]:
+    """``plain_get`` of each key in order, counted at once: MGET, and a frontend's read of plain GETs only."""
+    values: list[str | None] = list(map(target.get, keys))
+    missed = values.count(None)
+    metrics.hits(len(values) - missed, missed)
+    return values
+
+
 def plain_set(target: Any, key: str, value: str) -> None:
     """``SET key value`` without options on ``target``: the key never expires (no default TTL), as in Redis.
 
@@ -482,12 +490,7 @@ def _setex(session: Session, args: list[str], option: str, name: str) -> Any:
 
 
 def _mget(session: Session, args: list[str]) -> Any:
-    get = session.target.get
-    values = [get(k) for k in args]
-    metrics = session.store.metrics
-    for v in values:
-        metrics.hit(v is not None)
-    return values
+    return plain_gets(session.target, session.store.metrics, args)
 
 
 def _pairs(args: list[str], name: str) -> list[tuple[str, str]]:
@@ -1525,6 +1528,7 @@ __all__ = [
     "arity_error",
     "integer",
     "plain_get",
+    "plain_gets",
     "plain_set",
     "unknown_command_error",
 ]

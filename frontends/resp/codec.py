@@ -90,6 +90,7 @@ from collections.abc import Callable, Iterable
 from typing import Any, Final, Literal
 
 __all__ = [
+    "BULK_HEADERS",
     "HIREDIS_AVAILABLE",
     "MAX_HEADER_LEN",
     "NEED_DATA",
@@ -604,7 +605,7 @@ def _canonical(frames: list[Any]) -> bytes:
     argument of 1 KiB or more."""
     out: list[bytes] = []
     add = out.append
-    bulk = _BULK_HEADERS
+    bulk = BULK_HEADERS
     for frame in frames:
         n = len(frame)
         if n == 3:  # SET key value, and the like: one format instead of thirteen appends
@@ -964,14 +965,15 @@ _EMPTY_ARRAY: Final = b"*0\r\n"
 _SIMPLE_CACHE: Final[dict[str, bytes]] = {s: b"+%s\r\n" % s.encode() for s in ("OK", "QUEUED", "PONG")}
 
 
-_BULK_HEADERS: Final = tuple(b"$%d\r\n" % i for i in range(1024))
+#: the header of a bulk string of each length below 1 KiB (``$<n>\r\n``): a lookup beats formatting it
+BULK_HEADERS: Final = tuple(b"$%d\r\n" % i for i in range(1024))
 _ARRAY_HEADERS: Final = tuple(b"*%d\r\n" % i for i in range(1024))
 
 
 def _bulk(b: bytes) -> bytes:
     n = len(b)
     if n < 1024:  # two small concatenations beat %-formatting
-        return _BULK_HEADERS[n] + b + b"\r\n"
+        return BULK_HEADERS[n] + b + b"\r\n"
     return b"".join((b"$%d\r\n" % n, b, b"\r\n"))  # one copy of a large payload
 
 

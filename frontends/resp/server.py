@@ -81,6 +81,7 @@ from eventkv.commands.redis import (
     ServerState,
     Status,
     plain_get,
+    plain_gets,
     plain_set,
     plain_sets,
 )
@@ -89,6 +90,7 @@ from eventkv.logging import CommandLog, get_logger
 from eventkv.metrics import Metrics
 from eventkv.store import Database, Store
 from frontends.resp.codec import (
+    BULK_HEADERS,
     Error,
     ProtocolError,
     SimpleString,
@@ -396,7 +398,7 @@ class RespConnection(asyncio.Protocol):
             return
         group_sync = server.group_sync
         if group_sync is None:  # the common case, inline: replies leave at once
-            if len(batch) == 1 and self._one_plain(batch[0]):
+            if batch and self._plain_read(batch):
                 return
             out: list[bytes] = []
             close = self._run(batch, out, hold=server.loop is not None)
@@ -421,45 +423,64 @@ class RespConnection(asyncio.Protocol):
         self._pause(_SYNCING)
         group_sync.wait(seq).add_done_callback(lambda f: self._synced(f, out, close))
 
-    def _one_plain(self, argv: list[bytes]) -> bool:
-        """Serve a read of one plain ``GET key`` or ``SET key value`` (``redis-benchmark -P 1``, most
-        clients' common case) as ``_run`` would -- the same reply, the same event, the same metrics --
-        without its machinery for pipelines; False (nothing done) for anything else, which ``_run``
-        then serves.  A SET is held for the loop iteration's write (``_run`` with ``hold``); a GET
-        that fails is left to ``_run``, which reports the error as it does."""
+    def _plain_read(self, batch: list[list[bytes]]) -> bool:
+        """Serve a read of plain ``GET key`` commands only, or of one plain ``SET key value``
+        (``redis-benchmark``, and most clients' common case) as ``_run`` would -- the same replies,
+        the same event, the same metrics -- without its machinery for mixed pipelines; False (nothing
+        done) for any other read, which ``_run`` then serves.  The SET is held for the loop
+        iteration's write (``_run`` with ``hold``); GETs that fail are left to ``_run``, which
+        reports the error as it does."""
         fast, direct, nil = self._allows
         if direct is None or not self.parser.idle:
             return False
-        name = argv[0]
-        entry = fast.get(name)
         server = self.server
-        if entry is server.set_entry and len(argv) == 3 and server.loop is not None:
+        argv = batch[0]
+        name = argv[0]
+        if len(argv) == 3 and len(batch) == 1 and fast.get(name) is server.set_entry and server.loop is not None:
             self.held = _Held(direct, [argv], [_OK], time.perf_counter())
             server.hold(self)
-        elif entry is server.get_entry and len(argv) == 2:
-            metrics = server.store.metrics
-            started = time.perf_counter()
-            try:
-                value = plain_get(direct, metrics, argv[1].decode("utf-8", "surrogateescape"))
-            except Exception:
-                return False
-            if value is None:
-                self.transport.write(nil)
-            else:
-                data = value.encode("utf-8", "surrogateescape")
-                self.transport.write(b"$%d\r\n%b\r\n" % (len(data), data))
-            elapsed = time.perf_counter() - started
-            metrics.succeeded(_OK_KEYS.get(name) or _ok_key(name), elapsed)
-            if elapsed * 1_000_000 >= metrics.slowlog.threshold_us >= 0:
-                metrics.slowlog.record(int(elapsed * 1_000_000), [a.decode("utf-8", "replace") for a in argv],
-                                       self.addr, "")
         else:
-            return False
-        server.state.commands_processed += 1
+            get_entry = server.get_entry
+            metrics = server.store.metrics
+            if len(batch) == 1:  # one GET costs less than a run of one
+                if len(argv) != 2 or fast.get(name) is not get_entry:
+                    return False
+                started = time.perf_counter()
+                try:
+                    values = [plain_get(direct, metrics, argv[1].decode("utf-8", "surrogateescape"))]
+                except Exception:
+                    return False
+            else:
+                keys = []
+                for argv in batch:
+                    if len(argv) != 2 or fast.get(argv[0]) is not get_entry:
+                        return False
+                    keys.append(argv[1].decode("utf-8", "surrogateescape"))
+                started = time.perf_counter()
+                try:
+                    values = plain_gets(direct, metrics, keys)
+                except Exception:
+                    return False
+            out = []
+            for value in values:
+                if value is None:
+                    out.append(nil)
+                else:
+                    data = value.encode("utf-8", "surrogateescape")
+                    n = len(data)
+                    out.append(BULK_HEADERS[n] + data + b"\r\n" if n < 1024 else b"$%d\r\n%b\r\n" % (n, data))
+            self.transport.write(out[0] if len(out) == 1 else b"".join(out))
+            elapsed = (time.perf_counter() - started) / len(batch)  # each GET's share, as _observe_run
+            metrics.succeeded(_OK_KEYS.get(name) or _ok_key(name), elapsed, len(batch))  # GET, whatever its case
+            if elapsed * 1_000_000 >= metrics.slowlog.threshold_us >= 0:
+                for argv in batch:
+                    metrics.slowlog.record(int(elapsed * 1_000_000), [a.decode("utf-8", "replace") for a in argv],
+                                           self.addr, "")
+        server.state.commands_processed += len(batch)
         session = self.session
         assert session is not None
         session.last_seen = time.monotonic()
-        session.last_command = name
+        session.last_command = batch[-1][0]
         return True
 
     def _synced(self, f: asyncio.Future[None], out: list[bytes], close: bool) -> None:
@@ -567,7 +588,9 @@ class RespConnection(asyncio.Protocol):
                             out.append(nil)
                         else:
                             data = value.encode("utf-8", "surrogateescape")
-                            out.append(b"$%d\r\n%b\r\n" % (len(data), data))
+                            n = len(data)
+                            out.append(BULK_HEADERS[n] + data + b"\r\n" if n < 1024 else
+                                       b"$%d\r\n%b\r\n" % (n, data))
                     elif plain and entry is set_entry and len(argv) == 3:  # a SET alone in its batch
                         plain_set(direct, argv[1].decode("utf-8", "surrogateescape"),
                                   argv[2].decode("utf-8", "surrogateescape"))
