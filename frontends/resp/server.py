@@ -28,7 +28,10 @@ hottest two, a plain ``GET key`` and ``SET key value``, do not even build the
 handler's arguments when no transaction is open either (``RedisSession.direct``):
 they call ``plain_get``/``plain_set``, which are what those handlers call; a run of
 plain SETs in one read is written to the log in one go (``plain_sets``: the same
-events).  What a session allows is read again after any other command.
+events).  What a session allows is read again after any other command.  A read
+that is one plain SET, or plain GETs only (``redis-benchmark -P 1``, and ``-P 16
+-t get``), skips even the loop that serves mixed pipelines
+(``RespConnection._plain_read``: a read of GETs is ``plain_gets``, MGET's reads).
 
 A run of plain SETs that ends a read -- with ``redis-benchmark -P 1``, every SET
 alone -- is held instead (``RespConnection.held``, replies and all): at the end of
