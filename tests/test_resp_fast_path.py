@@ -552,3 +552,15 @@ def test_a_read_of_gets_only_is_answered_at_once_as_one_by_one(tmp_path: Path, d
     assert out["hits"] == (7, 2)
     assert out["commands"][("resp", "get", "ok")] == 9
     assert out["slowlog"][:4] == [["GET", "a"], ["GeT", "a"], ["GET", "none"], ["GET", "a"]]
+
+
+def test_a_read_of_sets_only_is_held_whole(held: Setup, direct_calls: list[str]) -> None:
+    held.release = False
+    held.send(0, cmd("SET", "a", "1") + cmd("set", "b", "2") + cmd("SET", "a", "3"))
+    held.send(1, cmd("SET", "c", "4") + cmd("SET", "d", "5", "EX", "10"))  # an option: the general path
+    assert direct_calls == ["set"]  # client 1's run of one before its SET with options; client 0 still held
+    held.loop.run()
+    assert direct_calls == ["set", "sets:3"]
+    connection, transport = held.connections[0]
+    assert bytes(transport.written) == b"+OK\r\n" * 3 and connection.held is None
+    assert [held.store.get(k) for k in "abcd"] == ["3", "2", "4", "5"]

@@ -29,8 +29,8 @@ handler's arguments when no transaction is open either (``RedisSession.direct``)
 they call ``plain_get``/``plain_set``, which are what those handlers call; a run of
 plain SETs in one read is written to the log in one go (``plain_sets``: the same
 events).  What a session allows is read again after any other command.  A read
-that is one plain SET, or plain GETs only (``redis-benchmark -P 1``, and ``-P 16
--t get``), skips even the loop that serves mixed pipelines
+of plain SETs only or plain GETs only (``redis-benchmark``, ``-P 1`` or ``-P 16``)
+skips even the loop that serves mixed pipelines
 (``RespConnection._plain_read``: a read of GETs is ``plain_gets``, MGET's reads).
 
 A run of plain SETs that ends a read -- with ``redis-benchmark -P 1``, every SET
@@ -427,20 +427,25 @@ class RespConnection(asyncio.Protocol):
         group_sync.wait(seq).add_done_callback(lambda f: self._synced(f, out, close))
 
     def _plain_read(self, batch: list[list[bytes]]) -> bool:
-        """Serve a read of plain ``GET key`` commands only, or of one plain ``SET key value``
-        (``redis-benchmark``, and most clients' common case) as ``_run`` would -- the same replies,
-        the same event, the same metrics -- without its machinery for mixed pipelines; False (nothing
-        done) for any other read, which ``_run`` then serves.  The SET is held for the loop
-        iteration's write (``_run`` with ``hold``); GETs that fail are left to ``_run``, which
-        reports the error as it does."""
+        """Serve a read of plain ``GET key`` commands only, or of plain ``SET key value`` commands
+        only (``redis-benchmark``, and most clients' common case) as ``_run`` would -- the same
+        replies, the same events, the same metrics -- without its machinery for mixed pipelines;
+        False (nothing done) for any other read, which ``_run`` then serves.  The SETs are held for
+        the loop iteration's write (``_run`` with ``hold``; without a loop, ``_run`` writes them);
+        GETs that fail are left to ``_run``, which reports the error as it does."""
         fast, direct, nil = self._allows
         if direct is None or not self.parser.idle:
             return False
         server = self.server
         argv = batch[0]
         name = argv[0]
-        if len(argv) == 3 and len(batch) == 1 and fast.get(name) is server.set_entry and server.loop is not None:
-            self.held = _Held(direct, [argv], [_OK], time.perf_counter())
+        if len(argv) == 3 and server.loop is not None and fast.get(name) is server.set_entry:
+            if len(batch) > 1:
+                set_entry = server.set_entry
+                for argv in batch:
+                    if len(argv) != 3 or fast.get(argv[0]) is not set_entry:
+                        return False
+            self.held = _Held(direct, batch, [_OK] * len(batch), time.perf_counter())
             server.hold(self)
         else:
             get_entry = server.get_entry
