@@ -29,12 +29,11 @@ the replay tool all read through ``decode_line``.
 
 from __future__ import annotations
 
-import binascii
 import json
 import re
 import sys
 from array import array
-from binascii import hexlify, unhexlify
+from binascii import hexlify
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from itertools import compress, repeat
 from operator import is_, is_not, itemgetter
@@ -282,10 +281,17 @@ def _change(d: dict[str, Any]) -> Change:
         key, db = d.get("key"), d.get("db", 0)
         if type(key) is str and type(db) is int and db >= 0:
             return _new(Delete, (key, db))
+    elif op == "tx":
+        changes = d.get("changes")
+        if type(changes) is list and set(map(type, changes)) == _DICT:
+            inner = tuple(map(_change, changes))
+            if Tx not in set(map(type, inner)):
+                return _new(Tx, (inner,))
     return _checked_change(d)
 
 
 _new: Any = tuple.__new__  # makes a NamedTuple from its fields without a Python-level __new__ call
+_DICT = {dict}
 
 
 def _checked_change(d: dict[str, Any]) -> Change:
@@ -353,24 +359,21 @@ def decode_lines(lines: list[bytes]) -> Sequence[Event]:
 # Column helpers of decode_lines: each runs in C over a whole batch.
 _BODY_NL = itemgetter(slice(9, -1))
 _BODY = itemgetter(slice(9, None))
-_CRC_HEX = itemgetter(slice(0, 8))
-_SEPARATOR = itemgetter(8)
+_FRAME = itemgetter(slice(0, 9))
 assert array("I").itemsize == 4
 
 
 def _checksums_match(lines: list[bytes], bodies: list[bytes]) -> bool:
-    """True if every line is ``<crc32 of its body, 8 hex digits> <body>``."""
-    digits = b"".join(map(_CRC_HEX, lines))
-    try:
-        written = unhexlify(digits)
-        separators = bytes(map(_SEPARATOR, lines))
-    except (binascii.Error, IndexError):
-        return False
+    """True if every line is ``<crc32 of its body, 8 lower-case hex digits> <body>``.
+
+    The lines' first nine bytes, joined, are compared with the checksums computed,
+    written as ``hexlify`` writes them with a space after each (lower-case hex only,
+    as ``unframe``).
+    """
     computed = array("I", map(crc32, bodies))
     if sys.byteorder == "little":
         computed.byteswap()  # the hex digits are written most significant first
-    return (computed.tobytes() == written and separators.count(b" ") == len(lines)
-            and digits == digits.lower())  # as unframe: lower-case hex only
+    return b"".join(map(_FRAME, lines)) == hexlify(computed.tobytes(), b" ", 4) + b" "
 
 
 def _columns(objects: list[Any]) -> Columns | None:
