@@ -90,7 +90,6 @@ from collections.abc import Callable, Iterable
 from typing import Any, Final, Literal
 
 __all__ = [
-    "BULK_HEADERS",
     "HIREDIS_AVAILABLE",
     "MAX_HEADER_LEN",
     "NEED_DATA",
@@ -106,6 +105,7 @@ __all__ = [
     "RequestParser",
     "SimpleString",
     "Verbatim",
+    "bulk",
     "encode_command",
     "encode_replies",
     "encode_reply",
@@ -605,19 +605,19 @@ def _canonical(frames: list[Any]) -> bytes:
     argument of 1 KiB or more."""
     out: list[bytes] = []
     add = out.append
-    bulk = BULK_HEADERS
+    headers = _BULK_HEADERS
     for frame in frames:
         n = len(frame)
         if n == 3:  # SET key value, and the like: one format instead of thirteen appends
             a, b, c = frame
-            add(b"*3\r\n%b%b\r\n%b%b\r\n%b%b\r\n" % (bulk[len(a)], a, bulk[len(b)], b, bulk[len(c)], c))
+            add(b"*3\r\n%b%b\r\n%b%b\r\n%b%b\r\n" % (headers[len(a)], a, headers[len(b)], b, headers[len(c)], c))
         elif n == 2:  # GET key
             a, b = frame
-            add(b"*2\r\n%b%b\r\n%b%b\r\n" % (bulk[len(a)], a, bulk[len(b)], b))
+            add(b"*2\r\n%b%b\r\n%b%b\r\n" % (headers[len(a)], a, headers[len(b)], b))
         else:
             add(_ARRAY_HEADERS[n])
             for arg in frame:
-                add(bulk[len(arg)])
+                add(headers[len(arg)])
                 add(arg)
                 add(b"\r\n")
     return b"".join(out)
@@ -965,15 +965,15 @@ _EMPTY_ARRAY: Final = b"*0\r\n"
 _SIMPLE_CACHE: Final[dict[str, bytes]] = {s: b"+%s\r\n" % s.encode() for s in ("OK", "QUEUED", "PONG")}
 
 
-#: the header of a bulk string of each length below 1 KiB (``$<n>\r\n``): a lookup beats formatting it
-BULK_HEADERS: Final = tuple(b"$%d\r\n" % i for i in range(1024))
+_BULK_HEADERS: Final = tuple(b"$%d\r\n" % i for i in range(1024))
 _ARRAY_HEADERS: Final = tuple(b"*%d\r\n" % i for i in range(1024))
 
 
-def _bulk(b: bytes) -> bytes:
+def bulk(b: bytes) -> bytes:
+    """The bulk string reply of ``b``: ``$<len>\r\n<b>\r\n``."""
     n = len(b)
     if n < 1024:  # two small concatenations beat %-formatting
-        return BULK_HEADERS[n] + b + b"\r\n"
+        return _BULK_HEADERS[n] + b + b"\r\n"
     return b"".join((b"$%d\r\n" % n, b, b"\r\n"))  # one copy of a large payload
 
 
@@ -983,7 +983,7 @@ def _encode_int(v: int, resp3: bool) -> bytes:
     if _LLONG_MIN <= v <= _LLONG_MAX:
         return b":%d\r\n" % v
     # Beyond a signed 64-bit integer: a RESP3 big number, or (like Redis's addReplyBigNum) a bulk string.
-    return b"(%d\r\n" % v if resp3 else _bulk(b"%d" % v)
+    return b"(%d\r\n" % v if resp3 else bulk(b"%d" % v)
 
 
 def _encode_scalar(value: object, resp3: bool) -> bytes | None:
@@ -991,7 +991,7 @@ def _encode_scalar(value: object, resp3: bool) -> bytes | None:
     # Exact types first (fast), then subclasses -- bool before int, our str subclasses before str.
     tp = type(value)
     if tp is bytes:
-        return _bulk(value)  # type: ignore[arg-type]
+        return bulk(value)  # type: ignore[arg-type]
     if tp is SimpleString:
         cached = _SIMPLE_CACHE.get(value)  # type: ignore[call-overload]
         return cached if cached is not None else b"+%b\r\n" % _text(value)  # type: ignore[arg-type]
@@ -1000,7 +1000,7 @@ def _encode_scalar(value: object, resp3: bool) -> bytes | None:
     if value is None:
         return _NULL3 if resp3 else _NULL2
     if tp is str:
-        return _bulk(value.encode("utf-8", "surrogateescape"))  # type: ignore[attr-defined]
+        return bulk(value.encode("utf-8", "surrogateescape"))  # type: ignore[attr-defined]
     if tp is bool:
         if resp3:
             return _TRUE3 if value else _FALSE3
@@ -1009,7 +1009,7 @@ def _encode_scalar(value: object, resp3: bool) -> bytes | None:
         return b"-%b\r\n" % _text(value)  # type: ignore[arg-type]
     if tp is float:
         d = format_double(value)  # type: ignore[arg-type]
-        return b",%b\r\n" % d if resp3 else _bulk(d)
+        return b",%b\r\n" % d if resp3 else bulk(d)
     if tp is list or tp is tuple or tp is dict or tp is set or tp is frozenset:
         return None
     # Less common types and subclasses.
@@ -1021,17 +1021,17 @@ def _encode_scalar(value: object, resp3: bool) -> bytes | None:
         data = str.encode(value, "utf-8", "surrogateescape")
         if resp3:
             return b"=%d\r\n%b:%b\r\n" % (len(data) + 4, value.fmt.encode("ascii"), data)
-        return _bulk(data)
+        return bulk(data)
     if isinstance(value, Error):
         return b"-%b\r\n" % _text(value)
     if isinstance(value, SimpleString):
         return b"+%b\r\n" % _text(value)
     if isinstance(value, str):
-        return _bulk(str.encode(value, "utf-8", "surrogateescape"))
+        return bulk(str.encode(value, "utf-8", "surrogateescape"))
     if isinstance(value, (bytes, bytearray)):
-        return _bulk(bytes(value))
+        return bulk(bytes(value))
     if isinstance(value, memoryview):
-        return _bulk(value.tobytes())
+        return bulk(value.tobytes())
     if isinstance(value, float):
         return _encode_scalar(float(value), resp3)
     if isinstance(value, (list, tuple, dict, set, frozenset)):

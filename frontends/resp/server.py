@@ -93,11 +93,11 @@ from eventkv.logging import CommandLog, get_logger
 from eventkv.metrics import Metrics
 from eventkv.store import Database, Store
 from frontends.resp.codec import (
-    BULK_HEADERS,
     Error,
     ProtocolError,
     SimpleString,
     Verbatim,
+    bulk,
     encode_reply,
     make_request_parser,
 )
@@ -469,15 +469,12 @@ class RespConnection(asyncio.Protocol):
                     values = plain_gets(direct, metrics, keys)
                 except Exception:
                     return False
-            out = []
-            for value in values:
-                if value is None:
-                    out.append(nil)
-                else:
-                    data = value.encode("utf-8", "surrogateescape")
-                    n = len(data)
-                    out.append(BULK_HEADERS[n] + data + b"\r\n" if n < 1024 else b"$%d\r\n%b\r\n" % (n, data))
-            self.transport.write(out[0] if len(out) == 1 else b"".join(out))
+            if len(values) == 1:
+                value = values[0]
+                self.transport.write(nil if value is None else bulk(value.encode("utf-8", "surrogateescape")))
+            else:
+                self.transport.write(b"".join([nil if value is None else bulk(value.encode("utf-8", "surrogateescape"))
+                                               for value in values]))
             elapsed = (time.perf_counter() - started) / len(batch)  # each GET's share, as _observe_run
             metrics.succeeded(_OK_KEYS.get(name) or _ok_key(name), elapsed, len(batch))  # GET, whatever its case
             if elapsed * 1_000_000 >= metrics.slowlog.threshold_us >= 0:
@@ -592,13 +589,7 @@ class RespConnection(asyncio.Protocol):
                 try:
                     if get:
                         value = plain_get(direct, metrics, argv[1].decode("utf-8", "surrogateescape"))
-                        if value is None:
-                            out.append(nil)
-                        else:
-                            data = value.encode("utf-8", "surrogateescape")
-                            n = len(data)
-                            out.append(BULK_HEADERS[n] + data + b"\r\n" if n < 1024 else
-                                       b"$%d\r\n%b\r\n" % (n, data))
+                        out.append(nil if value is None else bulk(value.encode("utf-8", "surrogateescape")))
                     elif plain and entry is set_entry and len(argv) == 3:  # a SET alone in its batch
                         plain_set(direct, argv[1].decode("utf-8", "surrogateescape"),
                                   argv[2].decode("utf-8", "surrogateescape"))
