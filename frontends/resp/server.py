@@ -449,26 +449,18 @@ class RespConnection(asyncio.Protocol):
             server.hold(self)
         else:
             get_entry = server.get_entry
+            for argv in batch:
+                if len(argv) != 2 or fast.get(argv[0]) is not get_entry:
+                    return False
             metrics = server.store.metrics
-            if len(batch) == 1:  # one GET costs less than a run of one
-                if len(argv) != 2 or fast.get(name) is not get_entry:
-                    return False
-                started = time.perf_counter()
-                try:
+            started = time.perf_counter()
+            try:
+                if len(batch) == 1:  # one GET costs less than a run of one
                     values = [plain_get(direct, metrics, argv[1].decode("utf-8", "surrogateescape"))]
-                except Exception:
-                    return False
-            else:
-                keys = []
-                for argv in batch:
-                    if len(argv) != 2 or fast.get(argv[0]) is not get_entry:
-                        return False
-                    keys.append(argv[1].decode("utf-8", "surrogateescape"))
-                started = time.perf_counter()
-                try:
-                    values = plain_gets(direct, metrics, keys)
-                except Exception:
-                    return False
+                else:
+                    values = plain_gets(direct, metrics, [argv[1].decode("utf-8", "surrogateescape") for argv in batch])
+            except Exception:
+                return False
             if len(values) == 1:
                 value = values[0]
                 self.transport.write(nil if value is None else bulk(value.encode("utf-8", "surrogateescape")))
@@ -478,9 +470,7 @@ class RespConnection(asyncio.Protocol):
             elapsed = (time.perf_counter() - started) / len(batch)  # each GET's share, as _observe_run
             metrics.succeeded(_OK_KEYS.get(name) or _ok_key(name), elapsed, len(batch))  # GET, whatever its case
             if elapsed * 1_000_000 >= metrics.slowlog.threshold_us >= 0:
-                for argv in batch:
-                    metrics.slowlog.record(int(elapsed * 1_000_000), [a.decode("utf-8", "replace") for a in argv],
-                                           self.addr, "")
+                self._log_slow(elapsed, batch)
         server.state.commands_processed += len(batch)
         session = self.session
         assert session is not None
@@ -620,8 +610,7 @@ class RespConnection(asyncio.Protocol):
                 else:
                     metrics.record("resp", _label(name), False, elapsed)
                 if elapsed * 1_000_000 >= slowlog.threshold_us >= 0:
-                    slowlog.record(int(elapsed * 1_000_000),
-                                   [a.decode("utf-8", "replace") for a in argv], session.addr, "")
+                    self._log_slow(elapsed, [argv])
                 if not plain:
                     if session.closed:
                         close = True  # QUIT: what follows it is not run
@@ -696,13 +685,17 @@ class RespConnection(asyncio.Protocol):
         else:
             succeeded.extend([argv[0] for argv in run])
             metrics.histogram("resp").observe(elapsed, n)
-        slowlog = metrics.slowlog
-        if elapsed * 1_000_000 >= slowlog.threshold_us >= 0:
-            for argv in run:
-                slowlog.record(int(elapsed * 1_000_000), [a.decode("utf-8", "replace") for a in argv],
-                               self.addr, "")
+        if elapsed * 1_000_000 >= metrics.slowlog.threshold_us >= 0:
+            self._log_slow(elapsed, run)
         run.clear()
         return now
+
+    def _log_slow(self, elapsed: float, commands: list[list[bytes]]) -> None:
+        """Enter each of ``commands`` in the slow log as having taken ``elapsed`` seconds (the caller
+        has compared it with the threshold)."""
+        slowlog = self.server.store.metrics.slowlog
+        for argv in commands:
+            slowlog.record(int(elapsed * 1_000_000), [a.decode("utf-8", "replace") for a in argv], self.addr, "")
 
     def _execute(self, entry: tuple[Handler, int, int] | None, argv: list[bytes]) -> bytes:
         """Run a command other than a plain GET/SET and give its reply: straight to its handler when
