@@ -121,7 +121,7 @@ class Metrics:
         """
         self.commands[key] += n
         self.total_commands += n
-        self.histogram(key[0]).observe(seconds, n)
+        (self.latency.get(key[0]) or self.histogram(key[0])).observe(seconds, n)
 
     def count(self, key: tuple[str, str, str], n: int = 1) -> None:
         """``n`` more commands under ``(frontend, command, status)``, their latency observed apart.

@@ -55,16 +55,20 @@ HEAVY = settings(max_examples=100, deadline=None, suppress_health_check=[HealthC
 Outcome = tuple[list[list[bytes]], str | None]
 
 
-def run(chunks: Iterable[bytes], hiredis: bool, *, receive: bool = False, **limits: int) -> Outcome:
+def run(chunks: Iterable[bytes], hiredis: bool, *, receive: bool = False, lone: bool = False,
+        **limits: int) -> Outcome:
     """Feed the chunks one by one, draining commands after each: (commands, error message or None).
 
-    ``receive``: hand each chunk over with ``receive()``, as the server does, instead of ``feed()``
-    and ``commands()``."""
+    ``receive``: hand each chunk over with ``receive()`` instead of ``feed()`` and ``commands()``;
+    ``lone``: try ``lone()`` first, and ``receive()`` when it declines, as the server does."""
     parser = make_request_parser(use_hiredis=hiredis, **limits)
     out: list[list[bytes]] = []
     try:
         for chunk in chunks:
-            if receive:
+            argv = parser.lone(chunk) if lone else None
+            if argv is not None:
+                batch = [argv]
+            elif receive or lone:
                 batch = parser.receive(chunk)
             else:
                 parser.feed(chunk)
@@ -532,6 +536,7 @@ def test_receive_agrees_with_feed_and_commands(read: bytes) -> None:
         for chunks in ([read, read], [read[:3], read[3:] + read], bytewise(read)):
             expected = run(chunks, False, **limits)
             assert run(chunks, True, receive=True, **limits) == run(chunks, True, **limits) == expected
+            assert run(chunks, True, lone=True, **limits) == run(chunks, False, lone=True, **limits) == expected
 
 
 @SKIP_NO_HIREDIS
@@ -642,8 +647,10 @@ commands_st = st.lists(st.lists(arg_bytes, min_size=1, max_size=5), min_size=1, 
 # The property tests run every available parser inside each example (generating the examples is
 # what costs time here), so they need no parametrization.
 IMPLEMENTATIONS = [False, True] if HIREDIS_AVAILABLE else [False]
-#: (hiredis, receive): every parser, fed with feed() + commands() and with receive()
-WAYS = [(hiredis, receive) for hiredis in IMPLEMENTATIONS for receive in (False, True)]
+#: (hiredis, receive, lone): every parser, fed with feed() + commands(), with receive(), and as the
+#: server feeds it (lone(), then receive())
+WAYS = [(hiredis, receive, lone) for hiredis in IMPLEMENTATIONS
+        for receive, lone in ((False, False), (True, False), (False, True))]
 
 
 @FAST
@@ -651,9 +658,9 @@ WAYS = [(hiredis, receive) for hiredis in IMPLEMENTATIONS for receive in (False,
 def test_encode_then_parse_roundtrip_under_any_split(commands: list[list[bytes]], data: Any) -> None:
     stream = b"".join(encode_command(*c) for c in commands)
     points = data.draw(st.lists(st.integers(0, len(stream)), max_size=20))
-    for hiredis, receive in WAYS:
-        assert run([stream], hiredis, receive=receive) == (commands, None)
-        assert run(split_at(stream, points), hiredis, receive=receive) == (commands, None)
+    for hiredis, receive, lone in WAYS:
+        assert run([stream], hiredis, receive=receive, lone=lone) == (commands, None)
+        assert run(split_at(stream, points), hiredis, receive=receive, lone=lone) == (commands, None)
 
 
 @settings(max_examples=20, deadline=None)
@@ -677,11 +684,52 @@ garbage = st.lists(
     ),
     max_size=15,
 ).map(b"".join)
+@pytest.mark.parametrize("hiredis", IMPLEMENTATIONS)
+def test_lone_takes_one_short_canonical_frame_of_two_or_three_arguments(hiredis: bool) -> None:
+    parser = make_request_parser(use_hiredis=hiredis)
+    assert parser.lone(encode_command("GET", "key")) == [b"GET", b"key"]
+    assert parser.lone(encode_command("SET", "k", "")) == [b"SET", b"k", b""]
+    assert parser.lone(encode_command("set", b"\xff\x00", "x" * 990)) == [b"set", b"\xff\x00", b"x" * 990]
+    for read in (
+        encode_command("PING"), encode_command("GETEX", "k", "EX", "1"),  # one, four arguments
+        encode_command("GET", "a\r\nb"),  # a payload holding a CRLF: the buffer's parser decides
+        encode_command("SET", "k", "x" * 1010),  # more than 1 KiB
+        encode_command("GET", "k") * 2, encode_command("GET", "k")[:-1], encode_command("GET", "k") + b"*",
+        b"*2\r\n$03\r\nGET\r\n$1\r\nk\r\n",  # a leading zero: a protocol error, the buffer's to raise
+        b"*2\r\n$+3\r\nGET\r\n$1\r\nk\r\n", b"*2\r\n$3\r\nGET\r\n$2\r\nk\r\n",
+        b"*02\r\n$3\r\nGET\r\n$1\r\nk\r\n", b"*2\r\n:3\r\nGET\r\n$1\r\nk\r\n", b"GET k\r\n",
+        bytearray(encode_command("GET", "k")),
+    ):
+        assert parser.lone(read) is None, read
+    assert parser.idle
+    parser.feed(b"*2\r\n")  # part of a frame is buffered: what follows is not a request of its own
+    assert parser.lone(encode_command("GET", "k")) is None
+    small = make_request_parser(use_hiredis=hiredis, max_bulk_len=24)  # lone() never checks a limit
+    assert small.lone(encode_command("GET", "k")) is None
+
+
+@FAST
+@given(args=st.lists(arg_bytes, min_size=2, max_size=3), junk=st.binary(max_size=8))
+def test_lone_is_receive_of_a_lone_frame(args: list[bytes], junk: bytes) -> None:
+    """Whatever lone() takes, receive() would have returned as the read's one command; and it
+    takes every short canonical frame of two or three arguments without a CRLF in them."""
+    read = encode_command(*args)
+    for hiredis in IMPLEMENTATIONS:
+        for data in (read, read + junk, junk + read, read[:-1]):
+            parser = make_request_parser(use_hiredis=hiredis)
+            taken = parser.lone(data)
+            if taken is not None:
+                assert run([data], hiredis) == ([taken], None)
+                assert parser.idle
+        if all(b"\r\n" not in a for a in args):
+            assert make_request_parser(use_hiredis=hiredis).lone(read) == args
+
+
 SMALL_LIMITS = {"max_bulk_len": 24, "max_args": 4, "max_inline_len": 16}
 
 
 def outcomes(chunks: Sequence[bytes], limits: dict[str, int]) -> list[Outcome]:
-    return [run(chunks, hiredis, receive=receive, **limits) for hiredis, receive in WAYS]
+    return [run(chunks, hiredis, receive=receive, lone=lone, **limits) for hiredis, receive, lone in WAYS]
 
 
 @FAST

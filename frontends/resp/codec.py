@@ -129,6 +129,8 @@ _HEADER_WINDOW: Final = MAX_HEADER_LEN + 1  # a CR at offset <= MAX_HEADER_LEN f
 _INT_MAX: Final = 2**31 - 1
 _LLONG_MAX: Final = 2**63 - 1
 _LLONG_MIN: Final = -(2**63)
+_LONE_MAX: Final = 1024  # RequestParser.lone takes reads up to this size
+_LENGTH_LINES: Final = [b"$%d" % n for n in range(_LONE_MAX + 1)]  # the canonical length line of n bytes
 
 
 class ProtocolError(Exception):
@@ -363,6 +365,8 @@ class RequestParser:
         self._args: list[bytes] = []  # arguments of the current multibulk frame read so far
         self._frame_start = 0  # offset of the current multibulk frame's '*' (meaningful if _mb_left)
         self._error: ProtocolError | None = None
+        #: no read ``lone`` takes can break a limit
+        self._lone_ok = self._max_args >= 3 and self._max_bulk_len >= _LONE_MAX and self._max_buffer >= _LONE_MAX
 
     # -- public API ---------------------------------------------------------------------------
 
@@ -377,6 +381,34 @@ class RequestParser:
     def idle(self) -> bool:
         """Nothing buffered and no error pending: ``commands()`` would return ``[]`` now."""
         return self._pos == len(self._buf) and not self._mb_left and self._error is None
+
+    def lone(self, data: bytes) -> list[bytes] | None:
+        """The command of ``data`` if it is exactly one short multibulk frame of two or three
+        arguments -- a client's lone ``GET key`` or ``SET key value``, the commonest read -- and
+        nothing is buffered; None otherwise, with nothing consumed (``receive(data)`` decides then).
+
+        What ``receive(data)`` would return as its one command, read without the buffer: only the
+        canonical encoding is taken (each length in digits without sign or leading zero, each
+        payload followed by CRLF, nothing after the frame), in a read of at most ``_LONE_MAX`` bytes
+        that no limit can refuse.
+        """
+        if (type(data) is not bytes or len(data) > _LONE_MAX or not self._lone_ok
+                or self._pos != len(self._buf) or self._mb_left or self._error is not None):
+            return None
+        # Split at every CRLF: a canonical frame is exactly its header, then each argument's length
+        # line and payload, then b"" -- anything else (a payload holding a CRLF, a second frame, a
+        # partial one, a length that is not the payload's in canonical digits) does not match.
+        parts = data.split(b"\r\n")
+        lengths = _LENGTH_LINES
+        n = len(parts)
+        if (n == 6 and parts[0] == b"*2" and not parts[5]  # *2 $a a $b b
+                and lengths[len(parts[2])] == parts[1] and lengths[len(parts[4])] == parts[3]):
+            return [parts[2], parts[4]]
+        if (n == 8 and parts[0] == b"*3" and not parts[7]  # *3 $a a $b b $c c
+                and lengths[len(parts[2])] == parts[1] and lengths[len(parts[4])] == parts[3]
+                and lengths[len(parts[6])] == parts[5]):
+            return [parts[2], parts[4], parts[6]]
+        return None
 
     def feed(self, data: bytes | bytearray | memoryview) -> None:
         """Append received bytes.  Raises ProtocolError when the parser is dead or when

@@ -394,14 +394,19 @@ class RespConnection(asyncio.Protocol):
         server = self.server
         if self.held is not None:  # this client's last SETs go first
             server.release_held()
-        try:
-            batch = self.parser.receive(data)
-        except ProtocolError as e:
-            self._deliver([_error_bytes(f"ERR {e}")], close=True)
-            return
+        parser = self.parser
+        argv = parser.lone(data)  # a lone GET or SET: most reads
+        if argv is not None:
+            batch = [argv]
+        else:
+            try:
+                batch = parser.receive(data)
+            except ProtocolError as e:
+                self._deliver([_error_bytes(f"ERR {e}")], close=True)
+                return
         group_sync = server.group_sync
         if group_sync is None:  # the common case, inline: replies leave at once
-            if batch and self._plain_read(batch):
+            if batch and (argv is not None or parser.idle) and self._plain_read(batch):
                 return
             out: list[bytes] = []
             close = self._run(batch, out, hold=server.loop is not None)
@@ -432,46 +437,50 @@ class RespConnection(asyncio.Protocol):
         replies, the same events, the same metrics -- without its machinery for mixed pipelines;
         False (nothing done) for any other read, which ``_run`` then serves.  The SETs are held for
         the loop iteration's write (``_run`` with ``hold``; without a loop, ``_run`` writes them);
-        GETs that fail are left to ``_run``, which reports the error as it does."""
+        GETs that fail are left to ``_run``, which reports the error as it does.  The caller has
+        checked that the parser holds nothing more (an error pending there is ``_run``'s to report)."""
         fast, direct, nil = self._allows
-        if direct is None or not self.parser.idle:
+        if direct is None:
             return False
         server = self.server
         argv = batch[0]
         name = argv[0]
+        n = len(batch)
         if len(argv) == 3 and server.loop is not None and fast.get(name) is server.set_entry:
-            if len(batch) > 1:
+            if n > 1:
                 set_entry = server.set_entry
                 for argv in batch:
                     if len(argv) != 3 or fast.get(argv[0]) is not set_entry:
                         return False
-            self.held = _Held(direct, batch, [_OK] * len(batch), time.perf_counter())
+            self.held = _Held(direct, batch, [_OK] * n, time.perf_counter())
             server.hold(self)
         else:
             get_entry = server.get_entry
-            for argv in batch:
-                if len(argv) != 2 or fast.get(argv[0]) is not get_entry:
+            if n == 1:
+                if len(argv) != 2 or fast.get(name) is not get_entry:
                     return False
+            else:
+                for argv in batch:
+                    if len(argv) != 2 or fast.get(argv[0]) is not get_entry:
+                        return False
             metrics = server.store.metrics
             started = time.perf_counter()
             try:
-                if len(batch) == 1:  # one GET costs less than a run of one
-                    values = [plain_get(direct, metrics, argv[1].decode("utf-8", "surrogateescape"))]
+                if n == 1:  # one GET costs less than a run of one
+                    value = plain_get(direct, metrics, argv[1].decode("utf-8", "surrogateescape"))
+                    reply = nil if value is None else bulk(value.encode("utf-8", "surrogateescape"))
                 else:
                     values = plain_gets(direct, metrics, [argv[1].decode("utf-8", "surrogateescape") for argv in batch])
+                    reply = b"".join([nil if value is None else bulk(value.encode("utf-8", "surrogateescape"))
+                                      for value in values])
             except Exception:
                 return False
-            if len(values) == 1:
-                value = values[0]
-                self.transport.write(nil if value is None else bulk(value.encode("utf-8", "surrogateescape")))
-            else:
-                self.transport.write(b"".join([nil if value is None else bulk(value.encode("utf-8", "surrogateescape"))
-                                               for value in values]))
-            elapsed = (time.perf_counter() - started) / len(batch)  # each GET's share, as _observe_run
-            metrics.succeeded(_OK_KEYS.get(name) or _ok_key(name), elapsed, len(batch))  # GET, whatever its case
+            self.transport.write(reply)
+            elapsed = (time.perf_counter() - started) / n  # each GET's share, as _observe_run
+            metrics.succeeded(_OK_KEYS.get(name) or _ok_key(name), elapsed, n)  # GET, whatever its case
             if elapsed * 1_000_000 >= metrics.slowlog.threshold_us >= 0:
                 self._log_slow(elapsed, batch)
-        server.state.commands_processed += len(batch)
+        server.state.commands_processed += n
         session = self.session
         assert session is not None
         session.last_seen = time.monotonic()
