@@ -31,6 +31,8 @@ from frontends.resp.codec import (
     RequestParser,
     SimpleString,
     Verbatim,
+    bulk,
+    bulks,
     encode_command,
     encode_replies,
     encode_reply,
@@ -55,20 +57,20 @@ HEAVY = settings(max_examples=100, deadline=None, suppress_health_check=[HealthC
 Outcome = tuple[list[list[bytes]], str | None]
 
 
-def run(chunks: Iterable[bytes], hiredis: bool, *, receive: bool = False, lone: bool = False,
+def run(chunks: Iterable[bytes], hiredis: bool, *, receive: bool = False, uniform: bool = False,
         **limits: int) -> Outcome:
     """Feed the chunks one by one, draining commands after each: (commands, error message or None).
 
     ``receive``: hand each chunk over with ``receive()`` instead of ``feed()`` and ``commands()``;
-    ``lone``: try ``lone()`` first, and ``receive()`` when it declines, as the server does."""
+    ``uniform``: try ``uniform()`` first, and ``receive()`` when it declines, as the server does."""
     parser = make_request_parser(use_hiredis=hiredis, **limits)
     out: list[list[bytes]] = []
     try:
         for chunk in chunks:
-            argv = parser.lone(chunk) if lone else None
-            if argv is not None:
-                batch = [argv]
-            elif receive or lone:
+            taken = parser.uniform(chunk) if uniform else None
+            if taken is not None:
+                batch = taken
+            elif receive or uniform:
                 batch = parser.receive(chunk)
             else:
                 parser.feed(chunk)
@@ -536,7 +538,7 @@ def test_receive_agrees_with_feed_and_commands(read: bytes) -> None:
         for chunks in ([read, read], [read[:3], read[3:] + read], bytewise(read)):
             expected = run(chunks, False, **limits)
             assert run(chunks, True, receive=True, **limits) == run(chunks, True, **limits) == expected
-            assert run(chunks, True, lone=True, **limits) == run(chunks, False, lone=True, **limits) == expected
+            assert run(chunks, True, uniform=True, **limits) == run(chunks, False, uniform=True, **limits) == expected
 
 
 @SKIP_NO_HIREDIS
@@ -647,10 +649,10 @@ commands_st = st.lists(st.lists(arg_bytes, min_size=1, max_size=5), min_size=1, 
 # The property tests run every available parser inside each example (generating the examples is
 # what costs time here), so they need no parametrization.
 IMPLEMENTATIONS = [False, True] if HIREDIS_AVAILABLE else [False]
-#: (hiredis, receive, lone): every parser, fed with feed() + commands(), with receive(), and as the
-#: server feeds it (lone(), then receive())
-WAYS = [(hiredis, receive, lone) for hiredis in IMPLEMENTATIONS
-        for receive, lone in ((False, False), (True, False), (False, True))]
+#: (hiredis, receive, uniform): every parser, fed with feed() + commands(), with receive(), and as
+#: the server feeds it (uniform(), then receive())
+WAYS = [(hiredis, receive, uniform) for hiredis in IMPLEMENTATIONS
+        for receive, uniform in ((False, False), (True, False), (False, True))]
 
 
 @FAST
@@ -658,9 +660,9 @@ WAYS = [(hiredis, receive, lone) for hiredis in IMPLEMENTATIONS
 def test_encode_then_parse_roundtrip_under_any_split(commands: list[list[bytes]], data: Any) -> None:
     stream = b"".join(encode_command(*c) for c in commands)
     points = data.draw(st.lists(st.integers(0, len(stream)), max_size=20))
-    for hiredis, receive, lone in WAYS:
-        assert run([stream], hiredis, receive=receive, lone=lone) == (commands, None)
-        assert run(split_at(stream, points), hiredis, receive=receive, lone=lone) == (commands, None)
+    for hiredis, receive, uniform in WAYS:
+        assert run([stream], hiredis, receive=receive, uniform=uniform) == (commands, None)
+        assert run(split_at(stream, points), hiredis, receive=receive, uniform=uniform) == (commands, None)
 
 
 @settings(max_examples=20, deadline=None)
@@ -685,51 +687,60 @@ garbage = st.lists(
     max_size=15,
 ).map(b"".join)
 @pytest.mark.parametrize("hiredis", IMPLEMENTATIONS)
-def test_lone_takes_one_short_canonical_frame_of_two_or_three_arguments(hiredis: bool) -> None:
+def test_uniform_takes_short_canonical_frames_all_of_two_or_all_of_three_arguments(hiredis: bool) -> None:
     parser = make_request_parser(use_hiredis=hiredis)
-    assert parser.lone(encode_command("GET", "key")) == [b"GET", b"key"]
-    assert parser.lone(encode_command("SET", "k", "")) == [b"SET", b"k", b""]
-    assert parser.lone(encode_command("set", b"\xff\x00", "x" * 990)) == [b"set", b"\xff\x00", b"x" * 990]
+    get, put = encode_command("GET", "key"), encode_command("SET", "k", "")
+    assert parser.uniform(get) == [[b"GET", b"key"]]
+    assert parser.uniform(put) == [[b"SET", b"k", b""]]
+    assert parser.uniform(get * 16) == [[b"GET", b"key"]] * 16
+    assert parser.uniform(put * 3) == [[b"SET", b"k", b""]] * 3
+    assert parser.uniform(encode_command("set", b"\xff\x00", "x" * 990)) == [[b"set", b"\xff\x00", b"x" * 990]]
+    assert parser.uniform(encode_command("GET", "a") + encode_command("DEL", "b")) == [[b"GET", b"a"], [b"DEL", b"b"]]
     for read in (
         encode_command("PING"), encode_command("GETEX", "k", "EX", "1"),  # one, four arguments
-        encode_command("GET", "a\r\nb"),  # a payload holding a CRLF: the buffer's parser decides
-        encode_command("SET", "k", "x" * 1010),  # more than 1 KiB
-        encode_command("GET", "k") * 2, encode_command("GET", "k")[:-1], encode_command("GET", "k") + b"*",
+        get + put, put + get, get * 7 + encode_command("GET", "a", "b"),  # not all of one size
+        encode_command("GET", "a\r\nb"), get + encode_command("GET", "a\r\nb"),  # a payload holding a CRLF
+        encode_command("SET", "k", "x" * 1010), get * 50,  # more than 1 KiB
+        get[:-1], get + b"*", get * 2 + get[:-1], put * 2 + put[:9],  # a frame cut short
         b"*2\r\n$03\r\nGET\r\n$1\r\nk\r\n",  # a leading zero: a protocol error, the buffer's to raise
+        get + b"*2\r\n$3\r\nGET\r\n$01\r\nk\r\n", put + b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$+1\r\nv\r\n",
         b"*2\r\n$+3\r\nGET\r\n$1\r\nk\r\n", b"*2\r\n$3\r\nGET\r\n$2\r\nk\r\n",
         b"*02\r\n$3\r\nGET\r\n$1\r\nk\r\n", b"*2\r\n:3\r\nGET\r\n$1\r\nk\r\n", b"GET k\r\n",
-        bytearray(encode_command("GET", "k")),
+        get + b"GET k\r\n", b"*3\r\n" + get[4:] * 2, bytearray(get),
     ):
-        assert parser.lone(read) is None, read
+        assert parser.uniform(read) is None, read
     assert parser.idle
     parser.feed(b"*2\r\n")  # part of a frame is buffered: what follows is not a request of its own
-    assert parser.lone(encode_command("GET", "k")) is None
-    small = make_request_parser(use_hiredis=hiredis, max_bulk_len=24)  # lone() never checks a limit
-    assert small.lone(encode_command("GET", "k")) is None
+    assert parser.uniform(get) is None
+    small = make_request_parser(use_hiredis=hiredis, max_bulk_len=24)  # uniform() never checks a limit
+    assert small.uniform(get) is None
 
 
 @FAST
-@given(args=st.lists(arg_bytes, min_size=2, max_size=3), junk=st.binary(max_size=8))
-def test_lone_is_receive_of_a_lone_frame(args: list[bytes], junk: bytes) -> None:
-    """Whatever lone() takes, receive() would have returned as the read's one command; and it
-    takes every short canonical frame of two or three arguments without a CRLF in them."""
-    read = encode_command(*args)
+@given(commands=st.lists(st.lists(arg_bytes, min_size=2, max_size=3), min_size=1, max_size=6),
+       junk=st.binary(max_size=8))
+def test_uniform_is_receive_of_its_frames(commands: list[list[bytes]], junk: bytes) -> None:
+    """Whatever uniform() takes, receive() would have returned as the read's commands; and it
+    takes every short read of canonical frames of one size, two or three arguments, without a
+    CRLF in them."""
+    read = b"".join(encode_command(*c) for c in commands)
     for hiredis in IMPLEMENTATIONS:
         for data in (read, read + junk, junk + read, read[:-1]):
             parser = make_request_parser(use_hiredis=hiredis)
-            taken = parser.lone(data)
+            taken = parser.uniform(data)
             if taken is not None:
-                assert run([data], hiredis) == ([taken], None)
+                assert run([data], hiredis) == (taken, None)
                 assert parser.idle
-        if all(b"\r\n" not in a for a in args):
-            assert make_request_parser(use_hiredis=hiredis).lone(read) == args
+        if (len(set(map(len, commands))) == 1 and len(read) <= 1024
+                and all(b"\r\n" not in a for c in commands for a in c)):
+            assert make_request_parser(use_hiredis=hiredis).uniform(read) == commands
 
 
 SMALL_LIMITS = {"max_bulk_len": 24, "max_args": 4, "max_inline_len": 16}
 
 
 def outcomes(chunks: Sequence[bytes], limits: dict[str, int]) -> list[Outcome]:
-    return [run(chunks, hiredis, receive=receive, lone=lone, **limits) for hiredis, receive, lone in WAYS]
+    return [run(chunks, hiredis, receive=receive, uniform=uniform, **limits) for hiredis, receive, uniform in WAYS]
 
 
 @FAST
@@ -835,6 +846,14 @@ def test_encode_reply(value: object, resp2: bytes, resp3: bytes | None) -> None:
     assert encode_reply(value, resp3=True) == (resp2 if resp3 is None else resp3)
     assert encode_replies([value, value]) == resp2 * 2
     assert encode_replies([value, value], resp3=True) == encode_reply(value, resp3=True) * 2
+
+
+@given(items=st.lists(st.binary(max_size=8) | st.sampled_from([b"", b"\r\n", b"x" * 1023, b"x" * 1024, b"y" * 5000])))
+def test_bulks_is_bulk_of_each_joined(items: list[bytes]) -> None:
+    assert bulks(items) == b"".join(map(bulk, items))
+    parser = ReplyParser()
+    parser.feed(bulks(items))
+    assert [parser.next_reply() for _ in items] == items
 
 
 def test_encode_reply_subclasses() -> None:

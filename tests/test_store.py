@@ -162,6 +162,22 @@ def test_get_exists_delete(store: Store) -> None:
     assert store.get("a") is None
 
 
+def test_get_many_is_get_of_each_key_with_lazy_expiry(store: Store, clock) -> None:
+    store.put("a", "1", ttl=None)
+    store.put("b", "2", ttl=None)
+    assert store.get_many(["a", "x", "b", "a"]) == ["1", None, "2", "1"]
+    assert store.get_many([]) == []
+    store.put("t", "3", ttl=10)  # a key with an expiry time: each key is read as get reads it
+    assert store.get_many(["t", "a"]) == ["3", "1"]
+    clock.advance(10_000)
+    assert store.get_many(["a", "t"]) == ["1", None]
+    assert store.stats()["expired_keys"] == 1  # dropped as get drops it
+    with store.transaction() as tx:
+        tx.put("b", "20")
+        tx.delete("a")
+        assert tx.get_many(["a", "b", "x"]) == [None, "20", None]
+
+
 def test_keys_values_items_size_in_insertion_order_without_expired_keys(store: Store, clock) -> None:
     store.put("b", "2", ttl=None)
     store.put("a", "1", ttl=1)

@@ -394,7 +394,7 @@ def plain_get(target: Any, metrics: Metrics, key: str) -> str | None:
 
 def plain_gets(target: Any, metrics: Metrics, keys: list[str]) -> list[str | None]:
     """``plain_get`` of each key in order, counted at once: MGET, and a frontend's read of plain GETs only."""
-    values: list[str | None] = list(map(target.get, keys))
+    values: list[str | None] = target.get_many(keys)
     missed = values.count(None)
     metrics.hits(len(values) - missed, missed)
     return values

@@ -72,6 +72,8 @@ import asyncio
 import socket
 import sys
 import time
+from itertools import repeat
+from operator import is_, itemgetter
 from typing import Any, NamedTuple
 
 from eventkv.commands import NO_OUTPUT, AliasBook, CommandError, CommandTable, Lines, Text, error_message
@@ -98,6 +100,7 @@ from frontends.resp.codec import (
     SimpleString,
     Verbatim,
     bulk,
+    bulks,
     encode_reply,
     make_request_parser,
 )
@@ -268,7 +271,8 @@ class RespServer:
             by_db.setdefault(connection.held.db, []).append((connection, connection.held))
         succeeded: list[bytes] = []
         for db, runs in by_db.items():
-            error = _write_sets(db, [argv for _connection, run in runs for argv in run.sets])
+            error = _write_sets(db, runs[0][1].sets if len(runs) == 1 else
+                                [argv for _connection, run in runs for argv in run.sets])
             now = time.perf_counter()
             for connection, _run in runs:
                 connection.release(error, succeeded, now)
@@ -395,9 +399,9 @@ class RespConnection(asyncio.Protocol):
         if self.held is not None:  # this client's last SETs go first
             server.release_held()
         parser = self.parser
-        argv = parser.lone(data)  # a lone GET or SET: most reads
-        if argv is not None:
-            batch = [argv]
+        uniform = parser.uniform(data)  # GETs or SETs, alone or pipelined: most reads
+        if uniform is not None:
+            batch = uniform  # and the parser is idle
         else:
             try:
                 batch = parser.receive(data)
@@ -406,7 +410,7 @@ class RespConnection(asyncio.Protocol):
                 return
         group_sync = server.group_sync
         if group_sync is None:  # the common case, inline: replies leave at once
-            if batch and (argv is not None or parser.idle) and self._plain_read(batch):
+            if batch and (uniform is not None or parser.idle) and self._plain_read(batch):
                 return
             out: list[bytes] = []
             close = self._run(batch, out, hold=server.loop is not None)
@@ -447,11 +451,8 @@ class RespConnection(asyncio.Protocol):
         name = argv[0]
         n = len(batch)
         if len(argv) == 3 and server.loop is not None and fast.get(name) is server.set_entry:
-            if n > 1:
-                set_entry = server.set_entry
-                for argv in batch:
-                    if len(argv) != 3 or fast.get(argv[0]) is not set_entry:
-                        return False
+            if n > 1 and not _all_are(fast, batch, server.set_entry, 3):
+                return False
             self.held = _Held(direct, batch, [_OK] * n, time.perf_counter())
             server.hold(self)
         else:
@@ -459,20 +460,21 @@ class RespConnection(asyncio.Protocol):
             if n == 1:
                 if len(argv) != 2 or fast.get(name) is not get_entry:
                     return False
-            else:
-                for argv in batch:
-                    if len(argv) != 2 or fast.get(argv[0]) is not get_entry:
-                        return False
+            elif not _all_are(fast, batch, get_entry, 2):
+                return False
             metrics = server.store.metrics
             started = time.perf_counter()
             try:
                 if n == 1:  # one GET costs less than a run of one
                     value = plain_get(direct, metrics, argv[1].decode("utf-8", "surrogateescape"))
                     reply = nil if value is None else bulk(value.encode("utf-8", "surrogateescape"))
-                else:
-                    values = plain_gets(direct, metrics, [argv[1].decode("utf-8", "surrogateescape") for argv in batch])
-                    reply = b"".join([nil if value is None else bulk(value.encode("utf-8", "surrogateescape"))
-                                      for value in values])
+                else:  # the keys decoded, the values encoded, the replies made: each in C
+                    values = plain_gets(direct, metrics, list(map(bytes.decode, map(_SECOND, batch), _UTF8, _RAW)))
+                    if None in values:
+                        reply = b"".join([nil if value is None else bulk(value.encode("utf-8", "surrogateescape"))
+                                          for value in values])
+                    else:
+                        reply = bulks(list(map(str.encode, values, _UTF8, _RAW)))  # type: ignore[arg-type]  # no None
             except Exception:
                 return False
             self.transport.write(reply)
@@ -675,7 +677,10 @@ class RespConnection(asyncio.Protocol):
         held = self.held
         assert held is not None
         self.held = None
-        self._answer_run(error, held.sets, held.out, succeeded, held.started, now)
+        if error is None:  # _answer_run, which then has nothing to replace
+            self._observe_run(held.sets, succeeded, held.started, now=now)
+        else:
+            self._answer_run(error, held.sets, held.out, succeeded, held.started, now)
         self._deliver(held.out, False)
 
     def _observe_run(self, run: list[list[bytes]], succeeded: list[bytes], started: float, *,
@@ -692,8 +697,8 @@ class RespConnection(asyncio.Protocol):
             for argv in run:
                 metrics.record("resp", _label(argv[0]), False, elapsed)
         else:
-            succeeded.extend([argv[0] for argv in run])
-            metrics.histogram("resp").observe(elapsed, n)
+            succeeded.extend(map(_FIRST, run))
+            (metrics.latency.get("resp") or metrics.histogram("resp")).observe(elapsed, n)
         if elapsed * 1_000_000 >= metrics.slowlog.threshold_us >= 0:
             self._log_slow(elapsed, run)
         run.clear()
@@ -732,6 +737,16 @@ class RespConnection(asyncio.Protocol):
         if value is NO_OUTPUT:
             return _OK
         return render(value, session.resp3)
+
+
+def _all_are(fast: dict[bytes, Any], commands: list[list[bytes]], entry: Any, words: int) -> bool:
+    """True if each of ``commands`` has ``words`` words and is ``entry`` in ``fast`` (checked in C)."""
+    return (set(map(len, commands)) == {words}
+            and all(map(is_, map(fast.get, map(_FIRST, commands)), repeat(entry))))
+
+
+_FIRST, _SECOND = itemgetter(0), itemgetter(1)
+_UTF8, _RAW = repeat("utf-8"), repeat("surrogateescape")  # the arguments of every decode and encode
 
 
 def _write_sets(direct: Database, sets: list[list[bytes]]) -> bytes | None:
