@@ -86,7 +86,7 @@ import enum
 import importlib
 import math
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Final, Literal
 
 __all__ = [
@@ -107,6 +107,7 @@ __all__ = [
     "Verbatim",
     "bulk",
     "bulks",
+    "commands_of",
     "encode_command",
     "encode_replies",
     "encode_reply",
@@ -384,10 +385,11 @@ class RequestParser:
         return self._pos == len(self._buf) and not self._mb_left and self._error is None
 
     def uniform(self, data: bytes) -> list[list[bytes]] | None:
-        """The commands of ``data`` if it is exactly one or more short multibulk frames, all of two
-        arguments or all of three -- a client's ``GET key`` or ``SET key value``, alone or
-        pipelined: the commonest reads -- and nothing is buffered; None otherwise, with nothing
-        consumed (``receive(data)`` decides then).
+        """The commands of ``data`` as columns -- their names, their first arguments, their second
+        ones if they have one -- if it is exactly one or more short multibulk frames, all of two
+        arguments or all of three (a client's ``GET key`` or ``SET key value``, alone or pipelined:
+        the commonest reads), and nothing is buffered; None otherwise, with nothing consumed
+        (``receive(data)`` decides then).  ``commands_of(columns)`` makes them commands.
 
         What ``receive(data)`` would return, read without the buffer: only the canonical encoding
         is taken (each length in digits without sign or leading zero, each payload followed by
@@ -407,24 +409,31 @@ class RequestParser:
         if n == 6:
             if (parts[0] == b"*2" and not parts[5]
                     and lengths[len(parts[2])] == parts[1] and lengths[len(parts[4])] == parts[3]):
-                return [[parts[2], parts[4]]]
+                return [[parts[2]], [parts[4]]]
             return None
         if n == 8:
             if (parts[0] == b"*3" and not parts[7] and lengths[len(parts[2])] == parts[1]
                     and lengths[len(parts[4])] == parts[3] and lengths[len(parts[6])] == parts[5]):
-                return [[parts[2], parts[4], parts[6]]]
+                return [[parts[2]], [parts[4]], [parts[6]]]
             return None
         if parts[-1]:
             return None
         head = parts[0]
         stride = 5 if head == b"*2" else 7 if head == b"*3" else 0
-        if not stride or (n - 1) % stride:
+        count = (n - 1) // stride if stride else 0
+        if not count or count * stride != n - 1 or parts[0:-1:stride].count(head) != count:
             return None
-        line = lengths.__getitem__
-        if parts[0:-1:stride].count(head) != (n - 1) // stride or any(
-                parts[i - 1::stride] != list(map(line, map(len, parts[i::stride]))) for i in range(2, stride, 2)):
-            return None
-        return list(map(list, zip(*[parts[i::stride] for i in range(2, stride, 2)], strict=True)))
+        columns = []
+        for i in range(2, stride, 2):
+            column, heads = parts[i::stride], parts[i - 1::stride]
+            first = column[0]
+            if column.count(first) == count:  # one word throughout (the command's name, as a rule)
+                if heads.count(lengths[len(first)]) != count:
+                    return None
+            elif heads != list(map(lengths.__getitem__, map(len, column))):
+                return None
+            columns.append(column)
+        return columns
 
     def feed(self, data: bytes | bytearray | memoryview) -> None:
         """Append received bytes.  Raises ProtocolError when the parser is dead or when
@@ -1023,6 +1032,11 @@ def bulk(b: bytes) -> bytes:
     if n < 1024:  # two small concatenations beat %-formatting
         return _BULK_HEADERS[n] + b + b"\r\n"
     return b"".join((b"$%d\r\n" % n, b, b"\r\n"))  # one copy of a large payload
+
+
+def commands_of(columns: Sequence[Sequence[bytes]]) -> list[list[bytes]]:
+    """The commands whose columns ``RequestParser.uniform`` gave."""
+    return list(map(list, zip(*columns, strict=True)))
 
 
 def bulks(items: list[bytes]) -> bytes:

@@ -72,6 +72,7 @@ import asyncio
 import socket
 import sys
 import time
+from collections.abc import Sequence
 from itertools import repeat
 from operator import is_, itemgetter
 from typing import Any, NamedTuple
@@ -101,6 +102,7 @@ from frontends.resp.codec import (
     Verbatim,
     bulk,
     bulks,
+    commands_of,
     encode_reply,
     make_request_parser,
 )
@@ -399,19 +401,23 @@ class RespConnection(asyncio.Protocol):
         if self.held is not None:  # this client's last SETs go first
             server.release_held()
         parser = self.parser
-        uniform = parser.uniform(data)  # GETs or SETs, alone or pipelined: most reads
-        if uniform is not None:
-            batch = uniform  # and the parser is idle
-        else:
+        columns: Sequence[Sequence[bytes]] | None = parser.uniform(data)  # GETs or SETs, alone or pipelined
+        batch: list[list[bytes]] | None = None
+        if columns is None:
             try:
                 batch = parser.receive(data)
             except ProtocolError as e:
                 self._deliver([_error_bytes(f"ERR {e}")], close=True)
                 return
+            if batch and server.group_sync is None and parser.idle:
+                columns = _columns(batch)
         group_sync = server.group_sync
+        if group_sync is None and columns is not None and self._plain_read(columns, batch):
+            return
+        if batch is None:
+            assert columns is not None  # one of the two is set
+            batch = commands_of(columns)
         if group_sync is None:  # the common case, inline: replies leave at once
-            if batch and (uniform is not None or parser.idle) and self._plain_read(batch):
-                return
             out: list[bytes] = []
             close = self._run(batch, out, hold=server.loop is not None)
             if self.held is not None:
@@ -435,41 +441,45 @@ class RespConnection(asyncio.Protocol):
         self._pause(_SYNCING)
         group_sync.wait(seq).add_done_callback(lambda f: self._synced(f, out, close))
 
-    def _plain_read(self, batch: list[list[bytes]]) -> bool:
+    def _plain_read(self, columns: Sequence[Sequence[bytes]], batch: list[list[bytes]] | None) -> bool:
         """Serve a read of plain ``GET key`` commands only, or of plain ``SET key value`` commands
         only (``redis-benchmark``, and most clients' common case) as ``_run`` would -- the same
         replies, the same events, the same metrics -- without its machinery for mixed pipelines;
-        False (nothing done) for any other read, which ``_run`` then serves.  The SETs are held for
-        the loop iteration's write (``_run`` with ``hold``; without a loop, ``_run`` writes them);
-        GETs that fail are left to ``_run``, which reports the error as it does.  The caller has
-        checked that the parser holds nothing more (an error pending there is ``_run``'s to report)."""
+        False (nothing done) for any other read, which ``_run`` then serves.  The read comes as
+        ``columns`` (names, first arguments, second ones: ``RequestParser.uniform``), and as its
+        commands if the caller has them.  The SETs are held for the loop iteration's write (``_run``
+        with ``hold``; without a loop, ``_run`` writes them); GETs that fail are left to ``_run``,
+        which reports the error as it does.  The caller has checked that the parser holds nothing
+        more (an error pending there is ``_run``'s to report)."""
         fast, direct, nil = self._allows
         if direct is None:
             return False
         server = self.server
-        argv = batch[0]
-        name = argv[0]
-        n = len(batch)
-        if len(argv) == 3 and server.loop is not None and fast.get(name) is server.set_entry:
-            if n > 1 and not _all_are(fast, batch, server.set_entry, 3):
+        names = columns[0]
+        name = names[0]
+        n = len(names)
+        entry = fast.get(name)
+        if names.count(name) != n and not all(map(is_, map(fast.get, names), repeat(entry))):
+            return False  # not all the same command
+        if len(columns) == 3:
+            if entry is not server.set_entry or server.loop is None:
                 return False
+            if batch is None:
+                batch = [[name, columns[1][0], columns[2][0]]] if n == 1 else commands_of(columns)
             self.held = _Held(direct, batch, [_OK] * n, time.perf_counter())
             server.hold(self)
         else:
-            get_entry = server.get_entry
-            if n == 1:
-                if len(argv) != 2 or fast.get(name) is not get_entry:
-                    return False
-            elif not _all_are(fast, batch, get_entry, 2):
+            if entry is not server.get_entry:
                 return False
+            keys = columns[1]
             metrics = server.store.metrics
             started = time.perf_counter()
             try:
                 if n == 1:  # one GET costs less than a run of one
-                    value = plain_get(direct, metrics, argv[1].decode("utf-8", "surrogateescape"))
+                    value = plain_get(direct, metrics, keys[0].decode("utf-8", "surrogateescape"))
                     reply = nil if value is None else bulk(value.encode("utf-8", "surrogateescape"))
                 else:  # the keys decoded, the values encoded, the replies made: each in C
-                    values = plain_gets(direct, metrics, list(map(bytes.decode, map(_SECOND, batch), _UTF8, _RAW)))
+                    values = plain_gets(direct, metrics, list(map(bytes.decode, keys, _UTF8, _RAW)))
                     if None in values:
                         reply = b"".join([nil if value is None else bulk(value.encode("utf-8", "surrogateescape"))
                                           for value in values])
@@ -481,12 +491,12 @@ class RespConnection(asyncio.Protocol):
             elapsed = (time.perf_counter() - started) / n  # each GET's share, as _observe_run
             metrics.succeeded(_OK_KEYS.get(name) or _ok_key(name), elapsed, n)  # GET, whatever its case
             if elapsed * 1_000_000 >= metrics.slowlog.threshold_us >= 0:
-                self._log_slow(elapsed, batch)
+                self._log_slow(elapsed, batch or commands_of(columns))
         server.state.commands_processed += n
         session = self.session
         assert session is not None
         session.last_seen = time.monotonic()
-        session.last_command = batch[-1][0]
+        session.last_command = names[-1]
         return True
 
     def _synced(self, f: asyncio.Future[None], out: list[bytes], close: bool) -> None:
@@ -739,13 +749,15 @@ class RespConnection(asyncio.Protocol):
         return render(value, session.resp3)
 
 
-def _all_are(fast: dict[bytes, Any], commands: list[list[bytes]], entry: Any, words: int) -> bool:
-    """True if each of ``commands`` has ``words`` words and is ``entry`` in ``fast`` (checked in C)."""
-    return (set(map(len, commands)) == {words}
-            and all(map(is_, map(fast.get, map(_FIRST, commands)), repeat(entry))))
+def _columns(batch: list[list[bytes]]) -> list[tuple[bytes, ...]] | None:
+    """The commands of ``batch`` as columns (``RequestParser.uniform``'s), if all have two words or all three."""
+    words = len(batch[0])
+    if words in (2, 3) and set(map(len, batch)) == {words}:
+        return list(zip(*batch, strict=True))
+    return None
 
 
-_FIRST, _SECOND = itemgetter(0), itemgetter(1)
+_FIRST = itemgetter(0)
 _UTF8, _RAW = repeat("utf-8"), repeat("surrogateescape")  # the arguments of every decode and encode
 
 
