@@ -479,12 +479,12 @@ class RespConnection(asyncio.Protocol):
                     value = plain_get(direct, metrics, keys[0].decode("utf-8", "surrogateescape"))
                     reply = nil if value is None else bulk(value.encode("utf-8", "surrogateescape"))
                 else:  # the keys decoded, the values encoded, the replies made: each in C
-                    values = plain_gets(direct, metrics, list(map(bytes.decode, keys, _UTF8, _RAW)))
+                    values = plain_gets(direct, metrics, _decoded(keys))
                     if None in values:
                         reply = b"".join([nil if value is None else bulk(value.encode("utf-8", "surrogateescape"))
                                           for value in values])
                     else:
-                        reply = bulks(list(map(str.encode, values, _UTF8, _RAW)))  # type: ignore[arg-type]  # no None
+                        reply = bulks(_encoded(values))  # type: ignore[arg-type]  # no None
             except Exception:
                 return False
             self.transport.write(reply)
@@ -755,6 +755,25 @@ def _columns(batch: list[list[bytes]]) -> list[tuple[bytes, ...]] | None:
     if words in (2, 3) and set(map(len, batch)) == {words}:
         return list(zip(*batch, strict=True))
     return None
+
+
+def _decoded(words: Sequence[bytes]) -> list[str]:
+    """``[w.decode("utf-8", "surrogateescape") for w in words]``, as one decode when no word holds a NUL.
+
+    A NUL is never part of a UTF-8 sequence, so decoding the words joined by NULs gives
+    each word's characters, the undecodable bytes of one included, between the NULs."""
+    joined = b"\0".join(words)
+    if joined.count(b"\0") == len(words) - 1:
+        return joined.decode("utf-8", "surrogateescape").split("\0")
+    return list(map(bytes.decode, words, _UTF8, _RAW))
+
+
+def _encoded(texts: list[str]) -> list[bytes]:
+    """``[t.encode("utf-8", "surrogateescape") for t in texts]``, as one encode when no text holds a NUL."""
+    joined = "\0".join(texts)
+    if joined.count("\0") == len(texts) - 1:
+        return joined.encode("utf-8", "surrogateescape").split(b"\0")
+    return list(map(str.encode, texts, _UTF8, _RAW))
 
 
 _FIRST = itemgetter(0)
