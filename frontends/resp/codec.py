@@ -131,8 +131,8 @@ _HEADER_WINDOW: Final = MAX_HEADER_LEN + 1  # a CR at offset <= MAX_HEADER_LEN f
 _INT_MAX: Final = 2**31 - 1
 _LLONG_MAX: Final = 2**63 - 1
 _LLONG_MIN: Final = -(2**63)
-_LONE_MAX: Final = 1024  # RequestParser.lone takes reads up to this size
-_LENGTH_LINES: Final = [b"$%d" % n for n in range(_LONE_MAX + 1)]  # the canonical length line of n bytes
+_UNIFORM_MAX: Final = 1024  # RequestParser.uniform takes reads up to this size
+_LENGTH_LINES: Final = [b"$%d" % n for n in range(_UNIFORM_MAX + 1)]  # the canonical length line of n bytes
 
 
 class ProtocolError(Exception):
@@ -367,8 +367,9 @@ class RequestParser:
         self._args: list[bytes] = []  # arguments of the current multibulk frame read so far
         self._frame_start = 0  # offset of the current multibulk frame's '*' (meaningful if _mb_left)
         self._error: ProtocolError | None = None
-        #: no read ``lone`` takes can break a limit
-        self._lone_ok = self._max_args >= 3 and self._max_bulk_len >= _LONE_MAX and self._max_buffer >= _LONE_MAX
+        #: no read ``uniform`` takes can break a limit
+        self._uniform_ok = (self._max_args >= 3 and self._max_bulk_len >= _UNIFORM_MAX
+                            and self._max_buffer >= _UNIFORM_MAX)
 
     # -- public API ---------------------------------------------------------------------------
 
@@ -393,10 +394,10 @@ class RequestParser:
 
         What ``receive(data)`` would return, read without the buffer: only the canonical encoding
         is taken (each length in digits without sign or leading zero, each payload followed by
-        CRLF, nothing after the last frame), in a read of at most ``_LONE_MAX`` bytes that no limit
+        CRLF, nothing after the last frame), in a read of at most ``_UNIFORM_MAX`` bytes that no limit
         can refuse.
         """
-        if (type(data) is not bytes or len(data) > _LONE_MAX or not self._lone_ok
+        if (type(data) is not bytes or len(data) > _UNIFORM_MAX or not self._uniform_ok
                 or self._pos != len(self._buf) or self._mb_left or self._error is not None):
             return None
         # Split at every CRLF: canonical frames are exactly their headers, then each argument's
