@@ -466,7 +466,7 @@ class RespConnection(asyncio.Protocol):
                 return False
             if batch is None:
                 batch = [[name, columns[1][0], columns[2][0]]] if n == 1 else commands_of(columns)
-            self.held = _Held(direct, batch, [_OK] * n, time.perf_counter())
+            self.held = _new(_Held, (direct, batch, [_OK] * n, time.perf_counter()))  # _Held(...), without its __new__
             server.hold(self)
         else:
             if entry is not server.get_entry:
@@ -777,6 +777,7 @@ def _encoded(texts: list[str]) -> list[bytes]:
 
 
 _FIRST = itemgetter(0)
+_new: Any = tuple.__new__  # makes a NamedTuple from its fields without a Python-level __new__ call
 _UTF8, _RAW = repeat("utf-8"), repeat("surrogateescape")  # the arguments of every decode and encode
 
 
