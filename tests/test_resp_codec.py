@@ -687,6 +687,8 @@ garbage = st.lists(
     ),
     max_size=15,
 ).map(b"".join)
+
+
 @pytest.mark.parametrize("hiredis", IMPLEMENTATIONS)
 def test_uniform_takes_short_canonical_frames_all_of_two_or_all_of_three_arguments(hiredis: bool) -> None:
     parser = make_request_parser(use_hiredis=hiredis)
