@@ -1023,7 +1023,7 @@ _EMPTY_ARRAY: Final = b"*0\r\n"
 _SIMPLE_CACHE: Final[dict[str, bytes]] = {s: b"+%s\r\n" % s.encode() for s in ("OK", "QUEUED", "PONG")}
 
 
-_BULK_HEADERS: Final = tuple(b"$%d\r\n" % i for i in range(1024))
+_BULK_HEADERS: Final = tuple(line + b"\r\n" for line in _LENGTH_LINES[:1024])  # "$<n>\r\n", for n < 1 KiB
 _ARRAY_HEADERS: Final = tuple(b"*%d\r\n" % i for i in range(1024))
 
 

@@ -401,6 +401,7 @@ class RespConnection(asyncio.Protocol):
         if self.held is not None:  # this client's last SETs go first
             server.release_held()
         parser = self.parser
+        group_sync = server.group_sync
         columns: Sequence[Sequence[bytes]] | None = parser.uniform(data)  # GETs or SETs, alone or pipelined
         batch: list[list[bytes]] | None = None
         if columns is None:
@@ -409,9 +410,8 @@ class RespConnection(asyncio.Protocol):
             except ProtocolError as e:
                 self._deliver([_error_bytes(f"ERR {e}")], close=True)
                 return
-            if batch and server.group_sync is None and parser.idle:
+            if batch and group_sync is None and parser.idle:
                 columns = _columns(batch)
-        group_sync = server.group_sync
         if group_sync is None and columns is not None and self._plain_read(columns, batch):
             return
         if batch is None:
