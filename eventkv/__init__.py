@@ -21,6 +21,7 @@ _EXPORTS = {
     "LogWriteError": "eventkv.errors",
     "StoreClosedError": "eventkv.errors",
     "TransactionError": "eventkv.errors",
+    "UnreadableTextError": "eventkv.errors",
     "DEFAULT": "eventkv.store",
     "KEEP": "eventkv.store",
     "Database": "eventkv.store",
@@ -42,6 +43,7 @@ __all__ = [
     "StoreClosedError",
     "Transaction",
     "TransactionError",
+    "UnreadableTextError",
     "__version__",
 ]
 
@@ -55,6 +57,7 @@ if TYPE_CHECKING:
         LogWriteError,
         StoreClosedError,
         TransactionError,
+        UnreadableTextError,
     )
     from eventkv.store import DEFAULT, KEEP, Database, Store, Transaction
 

@@ -31,5 +31,9 @@ class ConflictError(TransactionError):
     """A commit was overtaken by another client's commit; nothing was applied."""
 
 
+class UnreadableTextError(EventKVError, ValueError):
+    """A key or value holding a surrogate that stands for no byte: no client could read it back."""
+
+
 class DirectoryInUseError(EventKVError):
     """Another store (in this or another process) has the data directory open."""

@@ -12,7 +12,9 @@ Rules of this module:
 * Every change names its database; ``db`` is left out of the line when it is 0.
 * Keys and values are ``str``.  Arbitrary bytes travel as strings decoded with
   ``surrogateescape``; such strings are written with JSON ``\\udcXX`` escapes and
-  read back exactly.
+  read back exactly.  Any other surrogate (``\\ud800``-``\\udc7f``) stands for no byte:
+  no client could read it back, so a put holding one is refused
+  (``UnreadableTextError``) before anything is written.
 
 Line format (one event a line, readable by a person, checksummed)::
 
@@ -42,8 +44,12 @@ from zlib import crc32
 
 import orjson
 
+from eventkv.errors import UnreadableTextError
+
 FORMAT = "eventkv-aof"
 _SURROGATE_PAIR = re.compile("[\ud800-\udbff][\udc00-\udfff]")  # in a str: a pair JSON would join
+#: the surrogates that stand for no byte (surrogateescape writes \udc80-\udcff as the bytes 0x80-0xff)
+_UNREADABLE = re.compile("[\ud800-\udc7f]")
 VERSION = 1
 
 
@@ -155,8 +161,8 @@ def dump_json(obj: Any) -> bytes:
         if _holds_surrogate_pair(obj):
             # "\ud83d\ude00" would be read back as one character (JSON joins a
             # pair): refuse what cannot round-trip, before anything is written.
-            raise ValueError("keys and values may not hold a high surrogate followed by a low one: "
-                             "it would be read back as one character") from None
+            raise UnreadableTextError("keys and values may not hold a high surrogate followed by a low one: "
+                                      "it would be read back as one character") from None
         return json.dumps(obj, separators=(",", ":")).encode("ascii")
 
 
@@ -168,6 +174,29 @@ def _holds_surrogate_pair(obj: Any) -> bool:
     if isinstance(obj, list):
         return any(_holds_surrogate_pair(v) for v in obj)
     return False
+
+
+def check_text(name: str, text: str) -> None:
+    """Refuse (``UnreadableTextError``) a key or value holding a surrogate that stands for no byte.
+
+    Text and undecodable bytes (``\\udc80``-``\\udcff``, from ``surrogateescape``) are what a
+    key or value may hold: every frontend can send them back as the bytes they came as.
+    """
+    found = _UNREADABLE.search(text)
+    if found is not None:
+        raise UnreadableTextError(
+            f"the {name} holds {found.group()!r} at {found.start()}, a surrogate that stands for no byte: "
+            "keys and values hold text, and undecodable bytes as \\udc80-\\udcff only")
+
+
+def _check_puts(change: Change) -> None:
+    """``check_text`` of the key and value of each put of ``change``."""
+    if isinstance(change, Put):
+        check_text("key", change.key)
+        check_text("value", change.value)
+    elif isinstance(change, Tx):
+        for inner in change.changes:
+            _check_puts(inner)
 
 
 def frame_line(body: bytes) -> bytes:
@@ -188,7 +217,11 @@ def encode_event(seq: int, ts: int, change: Change) -> bytes:
         return encode_put(seq, ts, change.key, change.value, change.expire_at, change.db)
     d: dict[str, Any] = {"seq": seq, "ts": ts}
     d.update(_change_dict(change))
-    return frame_line(dump_json(d))
+    try:
+        return frame_line(orjson.dumps(d))
+    except TypeError:  # a surrogate somewhere: refused in a put, else dump_json's escapes
+        _check_puts(change)
+        return frame_line(dump_json(d))
 
 
 def encode_put(seq: int, ts: int, key: str, value: str, expire_at: int | None, db: int = 0) -> bytes:
@@ -199,7 +232,9 @@ def encode_put(seq: int, ts: int, key: str, value: str, expire_at: int | None, d
     """
     try:
         k, v = orjson.dumps(key), orjson.dumps(value)
-    except TypeError:  # lone surrogates: dump_json's slow path
+    except TypeError:  # surrogates: refused unless they stand for bytes, then dump_json's escapes
+        check_text("key", key)
+        check_text("value", value)
         k, v = dump_json(key), dump_json(value)
     if db:
         if expire_at is None:

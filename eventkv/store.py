@@ -56,6 +56,7 @@ from eventkv.events import (
     Put,
     SwapDB,
     Tx,
+    check_text,
     encode_event,
     encode_put,
 )
@@ -1100,6 +1101,8 @@ class Transaction:
         self._check_open()
         _check_str("key", key)
         _check_str("value", value)
+        check_text("key", key)  # refused now, not at commit
+        check_text("value", value)
         check_expire_at(expire_at)
         d = self.index if db is None else self._store.db(db).index
         self._write(d, key, (value, expire_at), Put(key, value, expire_at, d))

@@ -290,6 +290,17 @@ def test_original_endpoints_refuse_bad_requests_with_the_envelope(client: Client
     assert r.status == 405 and "GET" in r.header("Allow")
 
 
+def test_text_no_client_could_read_back_is_refused_with_400_and_changes_nothing(client: Client) -> None:
+    """A lone surrogate escape in JSON ("\\ud800") is valid JSON, but stands for no byte: refused."""
+    r = client.put("/v1/keys/k", {"value": "ok \ud800"})
+    assert r.status == 400 and "stands for no byte" in r.body["message"]
+    r = client.put("/put", {"command": "k '\udc00'"})
+    assert r.status == 400 and "stands for no byte" in r.body["message"]
+    assert client.get("/v1/keys/k").status == 404
+    assert client.put("/v1/keys/k", {"value": "bytes \udc80"}).status == 201  # an undecodable byte is fine
+    assert client.get("/v1/keys/k").body["value"] == "bytes \udc80"
+
+
 def test_bodies_over_the_limit_are_refused_with_413_and_change_nothing(client: Client) -> None:
     big = {"command": "big " + "x" * 70_000}
     r = client.put("/put", big)

@@ -17,6 +17,7 @@ from eventkv import (
     Store,
     StoreClosedError,
     TransactionError,
+    UnreadableTextError,
 )
 from eventkv.events import Clear, Delete, Put, Tx, decode_line
 
@@ -712,6 +713,27 @@ def test_close_is_idempotent_and_writes_after_it_are_refused(store: Store) -> No
     with Store.open(store.config.data_dir, background=False) as again:
         assert again.get("a") == "1"
     assert again.closed
+
+
+@pytest.mark.parametrize("text", ["\ud800", "x\udbff", "\udc00", "\udc7f y", "\ud83d\ude00"])
+def test_text_holding_a_surrogate_that_stands_for_no_byte_is_refused_before_it_is_logged(
+        store: Store, reopen, text: str) -> None:
+    """Only \\udc80-\\udcff stand for bytes (surrogateescape); any other surrogate could not be sent back."""
+    store.put("before", "1", ttl=None)
+    for write in (lambda: store.put("k", text), lambda: store.put(text, "v"), lambda: store.db(3).put("k", text),
+                  lambda: store.put_each(["a", "b"], ["1", text]), lambda: store.update("k", lambda _: text)):
+        with pytest.raises(UnreadableTextError, match="stands for no byte"):
+            write()
+    tx = store.begin()
+    tx.put("fine", "1")
+    with pytest.raises(UnreadableTextError):  # at the put, not at the commit
+        tx.put("k", text)
+    with pytest.raises(ValueError):  # it is one too
+        tx.put(text, "v")
+    tx.commit()
+    assert store.last_seq == 2 and store.items() == [("before", "1"), ("fine", "1")]
+    store.put("bytes", "\udc80\udcff", ttl=None)  # undecodable bytes are fine
+    assert reopen(store).get("bytes") == "\udc80\udcff"
 
 
 def test_reopen_gives_identical_state(store: Store, reopen, clock) -> None:

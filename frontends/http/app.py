@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from aiohttp import web
 
 from eventkv.commands import SEED, AliasBook, CommandError, Session
-from eventkv.errors import EventKVError
+from eventkv.errors import EventKVError, UnreadableTextError
 from eventkv.logging import CommandLog, get_logger
 from eventkv.store import Database, Store
 from frontends.http.responses import RECEIVED, HttpError, envelope
@@ -176,6 +176,8 @@ class HttpApi:
                 return envelope(request.get(RECEIVED), 400, str(e))
             except ConnectionError:  # the client went away: nobody to answer
                 raise
+            except UnreadableTextError as e:  # a key or value no client could read back
+                return envelope(request.get(RECEIVED), 400, str(e))
             except EventKVError as e:  # the store cannot serve (its log cannot be written, it is closed)
                 log.error("store error", method=request.method, path=request.path[:200], error=str(e))
                 return envelope(request.get(RECEIVED), 503, f"the store cannot serve this request: {e}")
