@@ -39,6 +39,7 @@ from frontends.resp.codec import (
     encode_reply,
     format_double,
     make_request_parser,
+    text_bulks,
 )
 
 SKIP_NO_HIREDIS = pytest.mark.skipif(
@@ -859,6 +860,13 @@ def test_bulks_is_bulk_of_each_joined(items: list[bytes]) -> None:
     parser = ReplyParser()
     parser.feed(bulks(items))
     assert [parser.next_reply() for _ in items] == items
+
+
+@given(texts=st.lists(st.text(max_size=8) | st.binary(max_size=6).map(lambda b: b.decode("utf-8", "surrogateescape"))
+                      | st.sampled_from(["", "\r\n", "\x00", "é", "\udcff", "x" * 1024, "x" * 1025, "é" * 600])))
+def test_text_bulks_is_bulk_of_each_encoded(texts: list[str]) -> None:
+    """Encoded once when every text is ASCII and short, one by one otherwise: the same bytes either way."""
+    assert text_bulks(texts) == b"".join(bulk(t.encode("utf-8", "surrogateescape")) for t in texts)
 
 
 def test_encode_reply_subclasses() -> None:

@@ -113,6 +113,7 @@ __all__ = [
     "encode_reply",
     "format_double",
     "make_request_parser",
+    "text_bulks",
 ]
 
 _hiredis: Any
@@ -1052,6 +1053,29 @@ def bulks(items: list[bytes]) -> bytes:
     chain[0::2] = heads
     chain[1::2] = items
     return b"\r\n".join(chain) + b"\r\n"
+
+
+_TEXT_LENGTH_LINES: Final = [line.decode("ascii") for line in _LENGTH_LINES]
+
+
+def text_bulks(texts: list[str]) -> bytes:
+    """``bulks([t.encode("utf-8", "surrogateescape") for t in texts])``: the replies of a pipeline of GETs.
+
+    Made as text and encoded once when every text is ASCII (each character then one byte)
+    and at most 1 KiB long: the texts are never encoded one by one."""
+    try:
+        heads = list(map(_TEXT_LENGTH_LINES.__getitem__, map(len, texts)))
+    except IndexError:  # a text of more than 1 KiB
+        pass
+    else:
+        chain = heads + texts  # as in bulks
+        chain[0::2] = heads
+        chain[1::2] = texts
+        chain.append("")
+        reply = "\r\n".join(chain)
+        if reply.isascii():
+            return reply.encode("ascii") if texts else b""
+    return bulks([t.encode("utf-8", "surrogateescape") for t in texts])
 
 
 def _encode_int(v: int, resp3: bool) -> bytes:

@@ -101,10 +101,10 @@ from frontends.resp.codec import (
     SimpleString,
     Verbatim,
     bulk,
-    bulks,
     commands_of,
     encode_reply,
     make_request_parser,
+    text_bulks,
 )
 from frontends.resp.timetravel import TIMETRAVEL
 
@@ -484,7 +484,7 @@ class RespConnection(asyncio.Protocol):
                         reply = b"".join([nil if value is None else bulk(value.encode("utf-8", "surrogateescape"))
                                           for value in values])
                     else:
-                        reply = bulks(_encoded(values))  # type: ignore[arg-type]  # no None
+                        reply = text_bulks(values)  # type: ignore[arg-type]  # no None
             except Exception:
                 return False
             self.transport.write(reply)
@@ -768,17 +768,9 @@ def _decoded(words: Sequence[bytes]) -> list[str]:
     return list(map(bytes.decode, words, _UTF8, _RAW))
 
 
-def _encoded(texts: list[str]) -> list[bytes]:
-    """``[t.encode("utf-8", "surrogateescape") for t in texts]``, as one encode when no text holds a NUL."""
-    joined = "\0".join(texts)
-    if joined.count("\0") == len(texts) - 1:
-        return joined.encode("utf-8", "surrogateescape").split(b"\0")
-    return list(map(str.encode, texts, _UTF8, _RAW))
-
-
 _FIRST = itemgetter(0)
 _new: Any = tuple.__new__  # makes a NamedTuple from its fields without a Python-level __new__ call
-_UTF8, _RAW = repeat("utf-8"), repeat("surrogateescape")  # the arguments of every decode and encode
+_UTF8, _RAW = repeat("utf-8"), repeat("surrogateescape")  # the arguments of every decode
 
 
 def _write_sets(direct: Database, sets: list[list[bytes]]) -> bytes | None:
