@@ -392,12 +392,14 @@ def plain_get(target: Any, metrics: Metrics, key: str) -> str | None:
     return value
 
 
-def plain_gets(target: Any, metrics: Metrics, keys: list[str]) -> list[str | None]:
-    """``plain_get`` of each key in order, counted at once: MGET, and a frontend's read of plain GETs only."""
+def plain_gets(target: Any, metrics: Metrics, keys: list[str]) -> tuple[list[str | None], int]:
+    """``plain_get`` of each key in order, counted at once: MGET, and a frontend's read of plain GETs only.
+
+    The values, and how many of them are None (keys absent or expired)."""
     values: list[str | None] = target.get_many(keys)
     missed = values.count(None)
     metrics.hits(len(values) - missed, missed)
-    return values
+    return values, missed
 
 
 def plain_set(target: Any, key: str, value: str) -> None:
@@ -490,7 +492,7 @@ def _setex(session: Session, args: list[str], option: str, name: str) -> Any:
 
 
 def _mget(session: Session, args: list[str]) -> Any:
-    return plain_gets(session.target, session.store.metrics, args)
+    return plain_gets(session.target, session.store.metrics, args)[0]
 
 
 def _pairs(args: list[str], name: str) -> list[tuple[str, str]]:

@@ -479,8 +479,8 @@ class RespConnection(asyncio.Protocol):
                     value = plain_get(direct, metrics, keys[0].decode("utf-8", "surrogateescape"))
                     reply = nil if value is None else bulk(value.encode("utf-8", "surrogateescape"))
                 else:  # the keys decoded, the values encoded, the replies made: each in C
-                    values = plain_gets(direct, metrics, _decoded(keys))
-                    if None in values:
+                    values, missed = plain_gets(direct, metrics, _decoded(keys))
+                    if missed:
                         reply = b"".join([nil if value is None else bulk(value.encode("utf-8", "surrogateescape"))
                                           for value in values])
                     else:
@@ -762,9 +762,9 @@ def _decoded(words: Sequence[bytes]) -> list[str]:
 
     A NUL is never part of a UTF-8 sequence, so decoding the words joined by NULs gives
     each word's characters, the undecodable bytes of one included, between the NULs."""
-    joined = b"\0".join(words)
-    if joined.count(b"\0") == len(words) - 1:
-        return joined.decode("utf-8", "surrogateescape").split("\0")
+    texts = b"\0".join(words).decode("utf-8", "surrogateescape").split("\0")
+    if len(texts) == len(words):  # no word held a NUL
+        return texts
     return list(map(bytes.decode, words, _UTF8, _RAW))
 
 
