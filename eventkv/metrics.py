@@ -14,9 +14,9 @@ tests open many), and no dependency on the hot path.
 
 from __future__ import annotations
 
-import bisect
 import collections
 import time
+from bisect import bisect_left
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -37,7 +37,7 @@ class Histogram:
 
     def observe(self, value: float, count: int = 1) -> None:
         """``count`` observations of ``value``.  O(log buckets)."""
-        self.counts[bisect.bisect_left(self.bounds, value)] += count
+        self.counts[bisect_left(self.bounds, value)] += count
         self.sum += value * count
         self.count += count
 
@@ -121,7 +121,10 @@ class Metrics:
         """
         self.commands[key] += n
         self.total_commands += n
-        (self.latency.get(key[0]) or self.histogram(key[0])).observe(seconds, n)
+        h = self.latency.get(key[0]) or self.histogram(key[0])
+        h.counts[bisect_left(h.bounds, seconds)] += n  # h.observe(seconds, n), one call fewer
+        h.sum += seconds * n
+        h.count += n
 
     def count(self, key: tuple[str, str, str], n: int = 1) -> None:
         """``n`` more commands under ``(frontend, command, status)``, their latency observed apart.
