@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import copy
 import errno
+import json
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -28,7 +29,7 @@ from hypothesis import strategies as st
 from eventkv import Store
 from eventkv.commands import AliasBook, CommandTable
 from eventkv.commands.redis import ServerState
-from eventkv.events import Put, decode_line
+from eventkv.events import Put, decode_line, frame_line
 from frontends.resp import server as server_module
 from frontends.resp.codec import encode_command
 from frontends.resp.server import TABLE, RespConnection, RespServer
@@ -572,3 +573,21 @@ def test_a_read_of_sets_only_is_held_whole(held: Setup, direct_calls: list[str])
 def test_words_decoded_at_once_are_each_decoded(words: list[bytes]) -> None:
     """The GETs of a read: their keys decoded as one, as each would be."""
     assert server_module._decoded(words) == [w.decode("utf-8", "surrogateescape") for w in words]
+
+
+def test_a_value_stored_before_unreadable_text_was_refused_is_answered_with_an_error(tmp_path: Path) -> None:
+    """A log may hold a surrogate that stands for no byte (written by hand, or before ``check_text``):
+    GET of it answers a clear error, not an internal one, and the connection goes on."""
+    clock = FakeClock()
+    for mode in MODES:
+        directory = tmp_path / mode
+        with Store.open(directory, fsync="no", background=False, clock=clock) as store:
+            store.put("a", "1", ttl=None)
+        body = json.dumps({"seq": 2, "ts": clock(), "op": "put", "key": "bad", "value": "x\ud800"}).encode()
+        with open(log_path(directory), "ab") as f:
+            f.write(frame_line(body))
+    error = (b"-ERR the reply holds '\\ud800', a surrogate that stands for no byte, so it cannot be sent: "
+             b"SET or DEL the key\r\n")
+    outcome = same(tmp_path, one(cmd("GET", "bad"), cmd("GET", "bad") + cmd("GET", "a"), cmd("MGET", "a", "bad"),
+                                 cmd("SET", "bad", "fixed") + cmd("GET", "bad")))
+    assert outcome["replies"][0] == error + error + b"$1\r\n1\r\n" + error + b"+OK\r\n$5\r\nfixed\r\n"

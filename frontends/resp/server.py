@@ -474,10 +474,15 @@ class RespConnection(asyncio.Protocol):
             keys = columns[1]
             metrics = server.store.metrics
             started = time.perf_counter()
+            missed = -1
             try:
                 if n == 1:  # one GET costs less than a run of one
                     value = plain_get(direct, metrics, keys[0].decode("utf-8", "surrogateescape"))
-                    reply = nil if value is None else bulk(value.encode("utf-8", "surrogateescape"))
+                    if value is None:
+                        reply = nil
+                    else:
+                        missed = 0
+                        reply = bulk(value.encode("utf-8", "surrogateescape"))
                 else:  # the keys decoded, the values encoded, the replies made: each in C
                     values, missed = plain_gets(direct, metrics, _decoded(keys))
                     if missed:
@@ -486,6 +491,8 @@ class RespConnection(asyncio.Protocol):
                     else:
                         reply = text_bulks(values)  # type: ignore[arg-type]  # no None
             except Exception:
+                if missed >= 0:  # a value no client can read (see events.check_text): _run answers and counts
+                    metrics.hits(missed - n, -missed)  # the read, so its hits are taken back
                 return False
             self.transport.write(reply)
             elapsed = (time.perf_counter() - started) / n  # each GET's share, as _observe_run
@@ -614,6 +621,10 @@ class RespConnection(asyncio.Protocol):
                 except EventKVError as e:
                     ok = False
                     out.append(_error_bytes(str(CommandError(f"ERR {e}"))))
+                except UnicodeEncodeError as e:  # stored before such text was refused (events.check_text)
+                    ok = False
+                    out.append(_error_bytes(f"ERR the reply holds {e.object[e.start:e.end]!r}, a surrogate that "
+                                            "stands for no byte, so it cannot be sent: SET or DEL the key"))
                 except Exception as e:  # a bug: one line for the client, the details in the log
                     ok = False
                     log.exception("internal error", command=name[:100])
