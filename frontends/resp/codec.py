@@ -1042,7 +1042,7 @@ def commands_of(columns: Sequence[Sequence[bytes]]) -> list[list[bytes]]:
 
 
 def bulks(items: list[bytes]) -> bytes:
-    """``b"".join(map(bulk, items))``, made in C: the replies of a pipeline of GETs."""
+    """``b"".join(map(bulk, items))``, made in C."""
     if not items:
         return b""
     try:
@@ -1074,7 +1074,7 @@ def text_bulks(texts: list[str]) -> bytes:
         chain.append("")
         reply = "\r\n".join(chain)
         if reply.isascii():
-            return reply.encode("ascii") if texts else b""
+            return reply.encode("ascii")
     return bulks([t.encode("utf-8", "surrogateescape") for t in texts])
 
 

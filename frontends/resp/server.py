@@ -474,15 +474,12 @@ class RespConnection(asyncio.Protocol):
             keys = columns[1]
             metrics = server.store.metrics
             started = time.perf_counter()
-            missed = -1
+            missed = -1  # until the read's hits are counted
             try:
                 if n == 1:  # one GET costs less than a run of one
                     value = plain_get(direct, metrics, keys[0].decode("utf-8", "surrogateescape"))
-                    if value is None:
-                        reply = nil
-                    else:
-                        missed = 0
-                        reply = bulk(value.encode("utf-8", "surrogateescape"))
+                    missed = 0 if value is not None else 1
+                    reply = nil if value is None else bulk(value.encode("utf-8", "surrogateescape"))
                 else:  # the keys decoded, the values encoded, the replies made: each in C
                     values, missed = plain_gets(direct, metrics, _decoded(keys))
                     if missed:
