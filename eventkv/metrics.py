@@ -81,11 +81,23 @@ class SlowLog:
         return len(self.entries)
 
 
+class Slot:
+    """The successes (or failures) of one command of one frontend: their count, and the frontend's
+    latency histogram.  A frontend keeps the slots of its commonest commands (``Metrics.slot``) and
+    counts into them directly, without looking the command up each time."""
+
+    __slots__ = ("count", "histogram")
+
+    def __init__(self, histogram: Histogram) -> None:
+        self.count = 0
+        self.histogram = histogram
+
+
 class Metrics:
     """What the frontends count: commands by name and status, latency per frontend, hits and misses."""
 
     def __init__(self, slowlog_threshold_us: int = 10_000, slowlog_max_len: int = 128) -> None:
-        self.commands: collections.Counter[tuple[str, str, str]] = collections.Counter()
+        self._slots: dict[tuple[str, str, str], Slot] = {}
         self.latency: dict[str, Histogram] = {}
         self.keyspace_hits = 0
         self.keyspace_misses = 0
@@ -93,14 +105,30 @@ class Metrics:
         self.started = time.monotonic()
         # for instantaneous_ops_per_sec: (monotonic time, commands so far) samples
         self._samples: collections.deque[tuple[float, int]] = collections.deque(maxlen=16)
-        self.total_commands = 0
+
+    @property
+    def commands(self) -> collections.Counter[tuple[str, str, str]]:
+        """Commands executed, by ``(frontend, command, "ok" or "error")``."""
+        return collections.Counter({key: slot.count for key, slot in self._slots.items() if slot.count})
+
+    @property
+    def total_commands(self) -> int:
+        """Commands executed, all frontends."""
+        return sum(slot.count for slot in self._slots.values())
+
+    def slot(self, key: tuple[str, str, str]) -> Slot:
+        """The slot of ``(frontend, command, status)`` (made on first use)."""
+        slot = self._slots.get(key)
+        if slot is None:
+            slot = self._slots[key] = Slot(self.histogram(key[0]))
+        return slot
 
     def record(self, frontend: str, command: str, ok: bool, seconds: float,
                args: Sequence[str] = (), client: str = "") -> None:
         """One executed command; with ``args`` (the command's words, name first) it may enter the slow log."""
-        self.commands[(frontend, command, "ok" if ok else "error")] += 1
-        self.total_commands += 1
-        self.histogram(frontend).observe(seconds)
+        slot = self.slot((frontend, command, "ok" if ok else "error"))
+        slot.count += 1
+        slot.histogram.observe(seconds)
         if args:
             micros = int(seconds * 1_000_000)
             if micros >= self.slowlog.threshold_us >= 0:
@@ -113,26 +141,18 @@ class Metrics:
             histogram = self.latency[frontend] = Histogram()
         return histogram
 
-    def succeeded(self, key: tuple[str, str, str], seconds: float, n: int = 1) -> None:
-        """``n`` commands that succeeded, counted under ``key`` (``(frontend, command, "ok")``), each of
-        which took ``seconds``.
+    @staticmethod
+    def succeeded(slot: Slot, seconds: float, n: int = 1) -> None:
+        """``n`` commands that succeeded, counted in ``slot`` (``slot((frontend, command, "ok"))``),
+        each of which took ``seconds``.
 
-        ``record`` without the slow log, for a frontend's hot path (its key made once per command name).
+        ``record`` without the slow log, for a frontend's hot path.
         """
-        self.commands[key] += n
-        self.total_commands += n
-        h = self.latency.get(key[0]) or self.histogram(key[0])
+        slot.count += n
+        h = slot.histogram
         h.counts[bisect_left(h.bounds, seconds)] += n  # h.observe(seconds, n), one call fewer
         h.sum += seconds * n
         h.count += n
-
-    def count(self, key: tuple[str, str, str], n: int = 1) -> None:
-        """``n`` more commands under ``(frontend, command, status)``, their latency observed apart.
-
-        What ``record`` counts, for a frontend that counts a batch of commands at once.
-        """
-        self.commands[key] += n
-        self.total_commands += n
 
     def hit(self, found: bool) -> None:
         if found:
@@ -148,11 +168,12 @@ class Metrics:
     def ops_per_sec(self) -> int:
         """Commands per second over the last few seconds (sampled on each call)."""
         now = time.monotonic()
+        total = self.total_commands
         samples = self._samples
         if not samples or now - samples[-1][0] >= 0.1:
-            samples.append((now, self.total_commands))
+            samples.append((now, total))
         first_t, first_n = samples[0]
-        return int((self.total_commands - first_n) / (now - first_t)) if now - first_t > 0.05 else 0
+        return int((total - first_n) / (now - first_t)) if now - first_t > 0.05 else 0
 
     # ------------------------------------------------------------------ Prometheus
 

@@ -60,6 +60,23 @@ def test_the_exposition_parses_and_holds_every_family(tmp_path) -> None:
     assert [s.value for s in families["eventkv_keyspace_hits"].samples if s.name.endswith("_total")] == [1]
 
 
+def test_a_slot_counts_as_record_does() -> None:
+    """``succeeded`` in a slot (a frontend's hot path) and ``record`` keep the same figures."""
+    recorded, slotted = Metrics(), Metrics()
+    for _ in range(3):
+        recorded.record("resp", "get", True, 0.0002)
+    recorded.record("resp", "set", False, 0.02)
+    slot = slotted.slot(("resp", "get", "ok"))
+    assert slotted.slot(("resp", "get", "ok")) is slot and slotted.commands == {}  # nothing counted yet
+    slotted.succeeded(slot, 0.0002, 2)
+    slotted.succeeded(slot, 0.0002)
+    slotted.record("resp", "set", False, 0.02)
+    assert slotted.commands == recorded.commands == {("resp", "get", "ok"): 3, ("resp", "set", "error"): 1}
+    assert slotted.total_commands == recorded.total_commands == 4
+    a, b = slotted.latency["resp"], recorded.latency["resp"]
+    assert (a.counts, a.count) == (b.counts, b.count) and a.sum == pytest.approx(b.sum)
+
+
 def test_metrics_over_http_count_requests(tmp_path) -> None:
     server = HttpServer.start(tmp_path / "d")
     try:

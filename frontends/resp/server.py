@@ -93,7 +93,7 @@ from eventkv.commands.redis import (
 )
 from eventkv.errors import EventKVError
 from eventkv.logging import CommandLog, get_logger
-from eventkv.metrics import Metrics
+from eventkv.metrics import Slot
 from eventkv.store import Database, Store
 from frontends.resp.codec import (
     Error,
@@ -250,6 +250,18 @@ class RespServer:
         #: the loop that writes held runs of SETs (``hold``); None: every run is written at once
         self.loop: asyncio.AbstractEventLoop | None = None
         self._held: list[RespConnection] = []
+        #: command name as sent -> the metrics slot of its successes (``ok_slot``)
+        self.ok_slots: dict[bytes, Slot] = {}
+
+    def ok_slot(self, name: bytes) -> Slot:
+        """The slot in which the successes of command ``name`` (as sent, any case) are counted: kept
+        in ``ok_slots`` for the first thousand names, so a name is looked up once."""
+        slot = self.ok_slots.get(name)
+        if slot is None:
+            slot = self.store.metrics.slot(("resp", _label(name), "ok"))
+            if len(self.ok_slots) < 1000:
+                self.ok_slots[name] = slot
+        return slot
 
     def hold(self, connection: RespConnection) -> None:
         """Write ``connection``'s held run of SETs with the others of this loop iteration (``release_held``)."""
@@ -279,7 +291,7 @@ class RespServer:
             for connection, _run in runs:
                 connection.release(error, succeeded, now)
         if succeeded:
-            _count_ok(self.store.metrics, succeeded)
+            _count_ok(self, succeeded)
 
     async def start(self, host: str | None = "127.0.0.1", port: int = 6379, *,
                     sock: socket.socket | None = None) -> None:
@@ -493,7 +505,7 @@ class RespConnection(asyncio.Protocol):
                 return False
             self.transport.write(reply)
             elapsed = (time.perf_counter() - started) / n  # each GET's share, as _observe_run
-            metrics.succeeded(_OK_KEYS.get(name) or _ok_key(name), elapsed, n)  # GET, whatever its case
+            metrics.succeeded(server.ok_slots.get(name) or server.ok_slot(name), elapsed, n)  # GET, whatever its case
             if elapsed * 1_000_000 >= metrics.slowlog.threshold_us >= 0:
                 self._log_slow(elapsed, batch or commands_of(columns))
         server.state.commands_processed += n
@@ -664,7 +676,7 @@ class RespConnection(asyncio.Protocol):
             assert direct is not None and not close
             self.held = _Held(direct, sets, out, started)
         if succeeded:
-            _count_ok(metrics, succeeded)
+            _count_ok(self.server, succeeded)
         if count:
             server.state.commands_processed += count
             session.last_seen = time.monotonic()
@@ -814,31 +826,18 @@ def _label(name: bytes) -> str:
     return _command_label(name) if label is None else label
 
 
-def _count_ok(metrics: Metrics, names: list[bytes]) -> None:
+def _count_ok(server: RespServer, names: list[bytes]) -> None:
     """The counts ``Metrics.record`` keeps, for commands that succeeded (their latency is observed already)."""
     first = names[0]
     same = names.count(first)  # a pipeline repeats one command, as a rule
-    metrics.count(_OK_KEYS.get(first) or _ok_key(first), same)
+    (server.ok_slots.get(first) or server.ok_slot(first)).count += same
     if same < len(names):
         tally: dict[bytes, int] = {}
         for name in names:
             if name != first:
                 tally[name] = tally.get(name, 0) + 1
         for name, n in tally.items():
-            metrics.count(_ok_key(name), n)
-
-
-_OK_KEYS: dict[bytes, tuple[str, str, str]] = {}  # command name bytes -> its key in Metrics.commands
-
-
-def _ok_key(name: bytes) -> tuple[str, str, str]:
-    """The key under which ``Metrics.commands`` counts the successes of command ``name`` (cached)."""
-    key = _OK_KEYS.get(name)
-    if key is None:
-        key = ("resp", _label(name), "ok")
-        if len(_OK_KEYS) < 1000:
-            _OK_KEYS[name] = key
-    return key
+            server.ok_slot(name).count += n
 
 
 def _address(info: Any) -> str:
