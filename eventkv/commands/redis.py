@@ -229,7 +229,8 @@ class RedisSession(Session):
         self.addr = ""
         self.laddr = ""
         self.fd = -1
-        self.created = time.monotonic()
+        #: times on ``time.perf_counter``'s clock, which the server reads for its metrics anyway
+        self.created = time.perf_counter()
         self.last_seen = self.created
         #: the name of the last command run (bytes as the network code sees it, or str)
         self.last_command: bytes | str = "NULL"
@@ -301,7 +302,7 @@ class RedisSession(Session):
 
     def client_line(self) -> str:
         """This client's ``CLIENT LIST`` line."""
-        now = time.monotonic()
+        now = time.perf_counter()
         flags = "x" if self.multi is not None else "N"
         multi = -1 if self.multi is None else len(self.multi)
         cmd = self.last_command

@@ -252,6 +252,8 @@ class RespServer:
         self._held: list[RespConnection] = []
         #: command name as sent -> the metrics slot of its successes (``ok_slot``)
         self.ok_slots: dict[bytes, Slot] = {}
+        #: the slot of GET's successes, whatever the case of its name: the hot path's
+        self.get_slot = store.metrics.slot(("resp", "get", "ok"))
 
     def ok_slot(self, name: bytes) -> Slot:
         """The slot in which the successes of command ``name`` (as sent, any case) are counted: kept
@@ -471,14 +473,15 @@ class RespConnection(asyncio.Protocol):
         name = names[0]
         n = len(names)
         entry = fast.get(name)
-        if names.count(name) != n and not all(map(is_, map(fast.get, names), repeat(entry))):
+        if n > 1 and names.count(name) != n and not all(map(is_, map(fast.get, names), repeat(entry))):
             return False  # not all the same command
         if len(columns) == 3:
             if entry is not server.set_entry or server.loop is None:
                 return False
             if batch is None:
                 batch = [[name, columns[1][0], columns[2][0]]] if n == 1 else commands_of(columns)
-            self.held = _new(_Held, (direct, batch, [_OK] * n, time.perf_counter()))  # _Held(...), without its __new__
+            now = time.perf_counter()
+            self.held = _new(_Held, (direct, batch, [_OK] * n, now))  # _Held(...), without its __new__
             server.hold(self)
         else:
             if entry is not server.get_entry:
@@ -504,14 +507,15 @@ class RespConnection(asyncio.Protocol):
                     metrics.hits(missed - n, -missed)  # the read, so its hits are taken back
                 return False
             self.transport.write(reply)
-            elapsed = (time.perf_counter() - started) / n  # each GET's share, as _observe_run
-            metrics.succeeded(server.ok_slots.get(name) or server.ok_slot(name), elapsed, n)  # GET, whatever its case
+            now = time.perf_counter()
+            elapsed = (now - started) / n  # each GET's share, as _observe_run
+            metrics.succeeded(server.get_slot, elapsed, n)  # GET, whatever its case
             if elapsed * 1_000_000 >= metrics.slowlog.threshold_us >= 0:
                 self._log_slow(elapsed, batch or commands_of(columns))
         server.state.commands_processed += n
         session = self.session
         assert session is not None
-        session.last_seen = time.monotonic()
+        session.last_seen = now
         session.last_command = names[-1]
         return True
 
@@ -679,7 +683,7 @@ class RespConnection(asyncio.Protocol):
             _count_ok(self.server, succeeded)
         if count:
             server.state.commands_processed += count
-            session.last_seen = time.monotonic()
+            session.last_seen = time.perf_counter()
             session.last_command = name
         return close
 
