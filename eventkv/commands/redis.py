@@ -389,7 +389,10 @@ def plain_get(target: Any, metrics: Metrics, key: str) -> str | None:
     (``RedisSession.direct``), so that both give the same reply and the same counts.
     """
     value: str | None = target.get(key)
-    metrics.hit(value is not None)  # INFO's keyspace_hits / keyspace_misses
+    if value is None:  # INFO's keyspace_hits / keyspace_misses (Metrics.hit, without its call)
+        metrics.keyspace_misses += 1
+    else:
+        metrics.keyspace_hits += 1
     return value
 
 
