@@ -346,7 +346,7 @@ class Keyspace:
         """
         if not len(keys) == len(values) == len(expires):
             raise ValueError("keys, values and expiry columns differ in length")
-        if not all(type(k) is str for k in keys) or not all(type(v) is str for v in values):
+        if not _STR.issuperset(map(type, keys)) or not _STR.issuperset(map(type, values)):  # in C
             raise ValueError("keys and values must be strings")
         self._data.update(zip(keys, values, strict=True))
         if self._index is not None:
@@ -392,6 +392,7 @@ class Keyspace:
 
 
 _MISSING: Any = object()
+_STR = frozenset((str,))
 _MAX_LAGS = 100_000  # expiry lag samples kept until drained
 
 

@@ -587,3 +587,12 @@ class KeyspaceAgainstDict(RuleBasedStateMachine):
 
 TestKeyspaceAgainstDict = KeyspaceAgainstDict.TestCase
 TestKeyspaceAgainstDict.settings = settings(max_examples=60, stateful_step_count=30, deadline=None)
+
+
+@pytest.mark.parametrize("keys, values", [([1], ["v"]), (["k"], [None]), ([b"k"], ["v"]), (["a", "b"], ["1", 2])])
+def test_load_refuses_what_is_not_a_string_and_changes_nothing(keys: list, values: list) -> None:
+    ks = Keyspace()
+    ks.load(["held"], ["1"], [None])
+    with pytest.raises(ValueError, match="must be strings"):
+        ks.load(keys, values, [None] * len(keys))
+    assert ks.items(now=0) == [("held", "1")]
