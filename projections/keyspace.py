@@ -45,7 +45,7 @@ for it pays neither its memory (about 9 bytes a key) nor its insert cost.
 from __future__ import annotations
 
 from collections.abc import Iterator, KeysView, Sequence
-from itertools import compress
+from itertools import filterfalse
 from typing import Any
 
 from sortedcontainers import SortedDict, SortedList
@@ -371,13 +371,11 @@ class Keyspace:
         columns are made in C (a sort, two lookups a key); O(n log n).
         """
         names = sorted(self._data) if keys is None else [k for k in keys if k in self._data]
-        values = list(map(self._data.__getitem__, names))
-        expiries = list(map(self._expires.get, names))
-        if self._expires and min(self._expires.values()) <= now:
-            keep = [e is None or e > now for e in expiries]
-            names, values, expiries = (list(compress(names, keep)), list(compress(values, keep)),
-                                       list(compress(expiries, keep)))
-        return names, values, expiries
+        expires = self._expires
+        if expires and min(expires.values()) <= now:  # some have expired: a pass over the keys with a TTL
+            dead = {key for key, t in expires.items() if t <= now}
+            names = list(filterfalse(dead.__contains__, names))
+        return names, list(map(self._data.__getitem__, names)), list(map(expires.get, names))
 
     def held_keys(self) -> KeysView[str]:
         """Every held key, expired or not (a live view: do not change the keyspace while iterating it)."""
