@@ -45,8 +45,9 @@ def _answer(description: str, schema: str = "Envelope", headers: dict[str, Any] 
 
 
 _ERRORS = {
-    400: "bad request: the body is not JSON, a field is missing or of the wrong type, or the command is wrong; "
-         "nothing was changed",
+    400: "bad request: the body is not JSON, a field is missing or of the wrong type, a key or value holds a "
+         "surrogate that stands for no byte (only \\udc80-\\udcff, undecodable bytes, may), or the command is "
+         "wrong; nothing was changed",
     401: "the bearer token is missing or wrong",
     404: "not found",
     405: "method not allowed on this path (the Allow header lists the allowed ones)",
