@@ -107,6 +107,7 @@ __all__ = [
     "Verbatim",
     "bulk",
     "bulks",
+    "columns_of",
     "commands_of",
     "encode_command",
     "encode_replies",
@@ -1039,6 +1040,15 @@ def bulk(b: bytes) -> bytes:
 def commands_of(columns: Sequence[Sequence[bytes]]) -> list[list[bytes]]:
     """The commands whose columns ``RequestParser.uniform`` gave."""
     return list(map(list, zip(*columns, strict=True)))
+
+
+def columns_of(commands: list[list[bytes]]) -> list[tuple[bytes, ...]] | None:
+    """``commands`` as columns (``RequestParser.uniform``'s), if all have two words or all three;
+    the inverse of ``commands_of``."""
+    words = len(commands[0])
+    if words in (2, 3) and set(map(len, commands)) == {words}:
+        return list(zip(*commands, strict=True))
+    return None
 
 
 def bulks(items: list[bytes]) -> bytes:

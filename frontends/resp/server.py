@@ -101,6 +101,7 @@ from frontends.resp.codec import (
     SimpleString,
     Verbatim,
     bulk,
+    columns_of,
     commands_of,
     encode_reply,
     make_request_parser,
@@ -254,6 +255,8 @@ class RespServer:
         self.ok_slots: dict[bytes, Slot] = {}
         #: the slot of GET's successes, whatever the case of its name: the hot path's
         self.get_slot = store.metrics.slot(("resp", "get", "ok"))
+        #: the latency histogram of every RESP command (``Metrics.histogram("resp")``)
+        self.latency = self.get_slot.histogram
 
     def ok_slot(self, name: bytes) -> Slot:
         """The slot in which the successes of command ``name`` (as sent, any case) are counted: kept
@@ -425,7 +428,7 @@ class RespConnection(asyncio.Protocol):
                 self._deliver([_error_bytes(f"ERR {e}")], close=True)
                 return
             if batch and group_sync is None and parser.idle:
-                columns = _columns(batch)
+                columns = columns_of(batch)
         if group_sync is None and columns is not None and self._plain_read(columns, batch):
             return
         if batch is None:
@@ -585,7 +588,7 @@ class RespConnection(asyncio.Protocol):
         get_entry = server.get_entry
         set_entry = server.set_entry
         metrics = session.store.metrics
-        observe = metrics.histogram("resp").observe
+        observe = server.latency.observe
         slowlog = metrics.slowlog
         succeeded: list[bytes] = []  # the names of the commands that succeeded
         fast, direct, nil = self._allows
@@ -732,7 +735,7 @@ class RespConnection(asyncio.Protocol):
                 metrics.record("resp", _label(argv[0]), False, elapsed)
         else:
             succeeded.extend(map(_FIRST, run))
-            (metrics.latency.get("resp") or metrics.histogram("resp")).observe(elapsed, n)
+            self.server.latency.observe(elapsed, n)
         if elapsed * 1_000_000 >= metrics.slowlog.threshold_us >= 0:
             self._log_slow(elapsed, run)
         run.clear()
@@ -771,14 +774,6 @@ class RespConnection(asyncio.Protocol):
         if value is NO_OUTPUT:
             return _OK
         return render(value, session.resp3)
-
-
-def _columns(batch: list[list[bytes]]) -> list[tuple[bytes, ...]] | None:
-    """The commands of ``batch`` as columns (``RequestParser.uniform``'s), if all have two words or all three."""
-    words = len(batch[0])
-    if words in (2, 3) and set(map(len, batch)) == {words}:
-        return list(zip(*batch, strict=True))
-    return None
 
 
 def _decoded(words: Sequence[bytes]) -> list[str]:
