@@ -341,6 +341,7 @@ class FileEventLog(EventLog):
             self.last_seq = expected - 1
             self._create()
         else:
+            self.first_seq = expected  # what a new header gets, should _scan find the old one torn
             for batch in self._scan():
                 batch = after(batch, expected - 1)
                 if not batch:
@@ -647,16 +648,23 @@ def _repair(owner: FileEventLog, path: str) -> str:
     with open(path, "rb") as f:
         data = f.read()
     lines = data.split(b"\n")
+    if len(lines) == 1:  # a header torn while the file was created, as a store on it finds: nothing else is in it
+        owner._cut(0, data, "repair: a torn header (no end of line)")
+        os.remove(path)
+        fsync_dir(owner.directory)
+        return (f"{path} held only a torn header ({len(data)} bytes, kept in {path}.corrupt-<time>): removed; "
+                f"eventkv starts a new one on open")
     try:
-        decode_header(lines[0] + b"\n")
+        expected = decode_header(lines[0] + b"\n")
     except CodecError as e:
         return f"the header of {path} is damaged ({e}): restore this directory from a backup"
     offset = len(lines[0]) + 1
-    expected = decode_header(lines[0] + b"\n")
     for lineno, raw in enumerate(lines[1:], 2):
         if lineno == len(lines) and raw == b"":
             return f"{path} has no damaged record: nothing cut"
         try:
+            if lineno == len(lines):  # the last line has no end of line: a write cut short
+                raise CodecError("a torn record (no end of line)")
             if decode_line(raw + b"\n").seq != expected:
                 raise CodecError(f"sequence number out of order (expected {expected})")
         except CodecError as e:

@@ -340,6 +340,49 @@ def test_repair_of_a_damaged_header_changes_nothing(tmp_path: Path) -> None:
     assert path.read_bytes() == before
 
 
+def test_repair_cuts_a_last_record_without_its_end_of_line_as_a_store_does(tmp_path: Path) -> None:
+    d = tmp_path / "d"
+    path = write_log(d, 3)
+    data = path.read_bytes()
+    path.write_bytes(data[:-1])  # the last record whole but for its newline: a write cut short
+    message = repair(str(d))
+    assert "line 4" in message and "torn record" in message
+    assert path.read_bytes() == data[: data.rfind(b"\n", 0, len(data) - 1) + 1]
+    log, events = open_log(d)
+    assert [e.seq for e in events] == [1, 2]
+    log.close()
+
+
+@pytest.mark.parametrize("size", [0, 20])
+def test_repair_removes_a_log_holding_only_a_torn_header(tmp_path: Path, size: int) -> None:
+    d = tmp_path / "d"
+    path = write_log(d, 0)
+    path.write_bytes(path.read_bytes()[:size])
+    message = repair(str(d))
+    assert "torn header" in message and not path.exists()
+    assert [k.read_bytes() for k in kept_files(d)] == [encode_header(1)[:size]]
+    log, events = open_log(d)
+    assert events == [] and log.last_seq == 0
+    log.close()
+
+
+def test_a_torn_header_after_a_snapshot_is_replaced_by_one_that_follows_it(tmp_path: Path) -> None:
+    """The new header names the record after the snapshot: a write after it survives a restart."""
+    d = tmp_path / "d"
+    with Store.open(d, background=False, fsync="no", default_ttl=0) as db:
+        for i in range(3):
+            db.put(f"k{i}", "v")
+        db.save()
+    path = d / "AOF.txt"
+    path.write_bytes(path.read_bytes()[:20])
+    with Store.open(d, background=False, fsync="no", default_ttl=0) as db:
+        assert db.last_seq == 3
+        db.put("after", "1")
+    assert path.read_bytes().startswith(encode_header(4))
+    with Store.open(d, background=False, fsync="no", default_ttl=0) as db:
+        assert db.last_seq == 4 and db.get("after") == "1" and db.get("k0") == "v"
+
+
 # --------------------------------------------------------------------------- recovery: the header
 
 
