@@ -616,6 +616,8 @@ def line_offset(path: Path, line: int) -> int:
     ("corrupt record in a sealed segment", r"AOF\.000000000013-000000000013\.txt, line 2 \(record 13\): checksum"),
     ("sealed segment cut short", r"AOF\.000000000001-\d+\.txt, line \d+ \(record \d+\): a torn record"),
     ("snapshot that disagrees with the log", r"snapshot\.db: 1 keys differ from the fold of the log"),
+    ("snapshot.db removed, its history only archived", r"AOF\.\d+-\d+\.txt: eventkv will not "
+                                                         r"start on this directory: there is no snapshot\.db"),
 ])
 def test_verify_finds_every_kind_of_damage(damaged: Path, capsys: pytest.CaptureFixture[str], damage: str,
                                            expected: str) -> None:
@@ -649,6 +651,8 @@ def test_verify_finds_every_kind_of_damage(damaged: Path, capsys: pytest.Capture
     elif damage == "sealed segment cut short":
         seg = next(archive.glob("AOF.000000000001-*.txt"))
         seg.write_bytes(seg.read_bytes()[:-10])
+    elif damage == "snapshot.db removed, its history only archived":
+        snap.unlink()  # every record is still held (archive/), but not where a store starts from
     elif damage == "snapshot that disagrees with the log":
         from eventkv import snapshot
         from projections.keyspace import Keyspaces

@@ -198,6 +198,8 @@ def verify(data_dir: str, *, databases: int | None = None, progress: Progress = 
     report.segments = len(cat.segments) + sum(1 for p, _ in cat.unreadable if p.endswith(".txt"))
     _check_chain(cat, report)
     _check_active(cat, report, live)
+    if not report.problems:
+        _check_startable(cat, report)
     _fold_and_compare(cat, report, n, progress)
     runs = cat.runs()
     if runs and runs[0][0] > 1:
@@ -232,6 +234,29 @@ def _check_chain(cat: files.Catalog, report: VerifyReport) -> None:
         if held and snap.seq > held[-1][1] and held[-1][1] < last:
             report.problem(snap.path, "", f"records {held[-1][1] + 1}..{snap.seq} before this snapshot are missing "
                                           f"from the log")
+
+
+def _check_startable(cat: files.Catalog, report: VerifyReport) -> None:
+    """What a store reads on open -- ``snapshot.db`` (or the empty state), then the segments of the
+    data directory itself, never the archive -- must follow on without a gap."""
+    data_dir = os.path.abspath(cat.data_dir)
+    snap_path = os.path.join(data_dir, snapshot_module.SNAPSHOT_NAME)
+    snap = next((s for s in cat.snapshots if os.path.abspath(s.path) == snap_path), None)
+    start = snap.seq if snap is not None else 0
+    expected = start + 1
+    for seg in cat.segments:
+        if os.path.dirname(os.path.abspath(seg.path)) != data_dir or (seg.last < expected and not seg.active):
+            continue
+        if seg.first > expected:
+            held = (f"{snapshot_module.SNAPSHOT_NAME} holds the state up to record {start}" if snap is not None
+                    else f"there is no {snapshot_module.SNAPSHOT_NAME}, so the log must start at record 1")
+            report.problem(seg.path, "", f"eventkv will not start on this directory: {held}, and the log in it "
+                                         f"goes on at record {seg.first} (records {expected}..{seg.first - 1} are "
+                                         f"not in the directory itself). The archive may still hold the history: "
+                                         f"`eventkv replay restore --to latest --into NEW_DIR` rebuilds a "
+                                         f"directory that starts")
+            return
+        expected = max(expected, seg.last + 1)
 
 
 def _check_active(cat: files.Catalog, report: VerifyReport, live: bool) -> None:
