@@ -26,6 +26,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "http": ("frontends.http.server", "serve the HTTP API alone"),
     "replay": ("tools.replay.cli", "time travel: read past states of a data directory"),
     "repair": ("eventkv.repair", "cut a damaged log at its first bad record"),
+    "restore": ("eventkv.restore", "put a backup in place as the data directory (offline)"),
     "compact": ("eventkv.compact", "fold the log into a new snapshot"),
 }
 

@@ -61,7 +61,8 @@ _LOCK_WAIT = 2.0  # seconds to wait for the directory lock of a process that is 
 #: while the batch's column passes run over them -- a replay of a million records
 #: took about 3.8 s in batches of a megabyte and 2.4 s in batches of 16 KiB.
 BATCH_BYTES = 1 << 14
-_RESTORE_HINT = "Restore the data directory from a backup (eventkv restore), or see eventkv replay verify."
+_RESTORE_HINT = ("Restore the data directory from a backup (eventkv restore BACKUP_DIR --data-dir DIR), or see "
+                 "eventkv replay verify.")
 
 log = get_logger("EventLog")
 
@@ -636,10 +637,18 @@ def repair(directory: str) -> str:
     path = os.path.join(directory, LOG_NAME)
     if not os.path.exists(path):
         return f"{path} does not exist: nothing to repair"
-    owner = FileEventLog(directory)
-    owner._take_directory_lock()  # never under a running store
-    try:
+    with directory_lock(directory) as owner:  # never under a running store
         return _repair(owner, path)
+
+
+@contextlib.contextmanager
+def directory_lock(directory: str) -> Iterator[FileEventLog]:
+    """Hold ``directory``'s store lock (a log that is never opened holds it): ``DirectoryInUseError``
+    while a store has the directory open.  For work on a data directory that no store may see half-done."""
+    owner = FileEventLog(directory)
+    owner._take_directory_lock()
+    try:
+        yield owner
     finally:
         os.close(owner._lock_fd)
 

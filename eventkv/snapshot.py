@@ -80,8 +80,8 @@ def write(path: str, state: Keyspaces, seq: int, ts: int, now: int | None = None
 def _damaged(path: str, line: int, problem: str) -> SnapshotError:
     return SnapshotError(
         f"{path}, line {line}: {problem}. eventkv will not start on a damaged snapshot and has changed nothing. "
-        f"Restore the data directory from a backup (eventkv restore), or rebuild a state from the archive "
-        f"(eventkv replay restore --to <point> --into <new dir>)."
+        f"Restore the data directory from a backup (eventkv restore BACKUP_DIR --data-dir DIR), or rebuild a "
+        f"state from the archive (eventkv replay restore --to <point> --into <new dir>)."
     )
 
 

@@ -60,7 +60,7 @@ from eventkv.events import (
     encode_event,
     encode_put,
 )
-from eventkv.log import EventLog, FileEventLog, fsync_dir, install_directory, sealed_segments
+from eventkv.log import EventLog, FileEventLog, directory_lock, fsync_dir, install_directory, sealed_segments
 from eventkv.logging import get_logger
 from eventkv.metrics import Metrics
 from projections.keyspace import Keyspace, Keyspaces
@@ -912,23 +912,29 @@ class Store(Database):
     def restore(source: str | os.PathLike[str], data_dir: str | os.PathLike[str], *, force: bool = False) -> None:
         """Offline restore: copy a backup into ``data_dir`` (refuses a non-empty one without ``force``).
 
-        The data directory must not be in use.  The backup is checked first (it
-        must open), and the copy is made beside the target and renamed into place.
+        The data directory must not be in use: ``DirectoryInUseError`` while a store
+        has it open.  The backup is checked first (it must open), and the copy is
+        made beside the target and renamed into place.
         """
-        src, dst = os.fspath(source), os.path.abspath(os.fspath(data_dir))
+        src, dst = os.path.abspath(os.fspath(source)), os.path.abspath(os.fspath(data_dir))
         if not os.path.isdir(src):
             raise EventKVError(f"{src} is not a directory")
+        if src == dst:
+            raise EventKVError(f"{src} is both the backup and the data directory")
+        if os.path.exists(dst) and not os.path.isdir(dst):
+            raise EventKVError(f"{dst} is not a directory")
         if os.path.exists(dst) and os.listdir(dst) and not force:
             raise EventKVError(f"{dst} is not empty: restore refuses to overwrite it (use force=True)")
-        staging = dst + f".restore-{os.getpid()}"
-        shutil.rmtree(staging, ignore_errors=True)
-        shutil.copytree(src, staging)
-        try:
-            Store.open(staging, background=False, fsync="no").close()  # raises if the backup is damaged
-        except BaseException:
+        with directory_lock(dst) if os.path.isdir(dst) else contextlib.nullcontext():
+            staging = dst + f".restore-{os.getpid()}"
             shutil.rmtree(staging, ignore_errors=True)
-            raise
-        install_directory(staging, dst)
+            shutil.copytree(src, staging, ignore=shutil.ignore_patterns(".lock", ".compact.lock"))
+            try:
+                Store.open(staging, background=False, fsync="no").close()  # raises if the backup is damaged
+            except BaseException:
+                shutil.rmtree(staging, ignore_errors=True)
+                raise
+            install_directory(staging, dst)
 
 
 def _forget_transaction(store: Store) -> None:

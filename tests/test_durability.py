@@ -21,6 +21,7 @@ from conftest import crash_runs
 
 from eventkv import EventKVError, Store, snapshot
 from eventkv import compact as compact_module
+from eventkv.errors import DirectoryInUseError
 from eventkv.events import load_json, unframe
 from eventkv.log import sealed_segments
 from projections.keyspace import Keyspaces
@@ -200,6 +201,37 @@ def test_restore_copies_a_backup_and_refuses_to_overwrite_without_force(tmp_path
     Store.restore(b, r, force=True)
     with open_store(r) as s:
         assert state(s) == expected
+
+
+def test_restore_refuses_a_directory_a_store_has_open_and_changes_nothing(tmp_path: Path) -> None:
+    d, b = tmp_path / "d", tmp_path / "b"
+    with open_store(d) as s:
+        fill(s, 5)
+        s.backup(b)
+    with open_store(d, fsync="always") as live:
+        live.put("acknowledged", "1", ttl=None)
+        with pytest.raises(DirectoryInUseError, match="in use"):
+            Store.restore(b, d, force=True)
+        with pytest.raises(EventKVError, match="both the backup and the data directory"):
+            Store.restore(b, b, force=True)
+        live.put("also", "2", ttl=None)
+    with open_store(d) as s:
+        assert s.get("acknowledged") == "1" and s.get("also") == "2"
+
+
+def test_eventkv_restore_puts_a_backup_in_place(tmp_path: Path) -> None:
+    d, b, r = tmp_path / "d", tmp_path / "b", tmp_path / "r"
+    with open_store(d) as s:
+        fill(s, 5)
+        s.backup(b)
+        expected = state(s)
+    run = [sys.executable, "-m", "eventkv", "restore", str(b), "--data-dir", str(r)]
+    done = subprocess.run(run, env=ENV, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    with open_store(r) as s:
+        assert state(s) == expected
+    done = subprocess.run(run, env=ENV, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 1 and "not empty" in done.stderr and "Traceback" not in done.stderr
 
 
 # --------------------------------------------------------------------------- damaged files
