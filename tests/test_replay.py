@@ -667,6 +667,31 @@ def test_verify_finds_every_kind_of_damage(damaged: Path, capsys: pytest.Capture
     assert re.search(expected, out), out
 
 
+@pytest.mark.parametrize("damage", ["a repeated record", "a damaged header"])
+def test_damage_inside_the_active_log_refuses_the_latest_state_rather_than_answer_an_older_one(
+        damaged: Path, capsys: pytest.CaptureFixture[str], tmp_path: Path, damage: str) -> None:
+    aof = damaged / "AOF.txt"
+    lines = aof.read_bytes().splitlines(keepends=True)
+    if damage == "a repeated record":
+        aof.write_bytes(b"".join(lines[:3] + lines[2:]))  # record 16 twice: 17 and 18 follow the damage
+        last_good = 16
+    else:
+        flip(aof, 20)
+        last_good = 14  # the sealed segments end there
+    source = tree(damaged)
+    for args in (["at", "latest"], ["get", "t3", "--at", "latest"], ["at", "2099-01-01T00:00:00Z"],
+                 ["restore", "--to", "latest", "--into", str(tmp_path / "r")]):
+        code, out, err = replay(capsys, "--data-dir", str(damaged), *args)
+        assert code == 1 and "cannot be known" in err and f"up to {last_good}" in err, (args, err)
+        assert "Traceback" not in err
+    assert not (tmp_path / "r").exists()
+    code, out, err = replay(capsys, "--data-dir", str(damaged), "get", "s0", "--at", str(last_good))
+    assert code == 0 and "'v'" in out
+    code, out, err = replay(capsys, "--data-dir", str(damaged), "history", "t3")
+    assert code == 0 and "left out" in err and "cuts a damaged tail" not in err
+    assert tree(damaged) == source
+
+
 def test_repair_cuts_a_torn_tail_in_a_copy_and_says_what_it_cut(damaged: Path, capsys: pytest.CaptureFixture[str],
                                                                 tmp_path: Path) -> None:
     aof = damaged / "AOF.txt"

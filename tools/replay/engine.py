@@ -479,13 +479,29 @@ class Timeline:
                 return base
         raise self._unreachable(cat, seq)
 
+    @staticmethod
+    def _end_unknown(cat: Catalog) -> str | None:
+        """Why records may exist past the last one readable -- AOF.txt damaged with valid records after
+        the damage, or unreadable -- or None."""
+        active = next((s for s in cat.segments if s.active), None)
+        if active is not None and active.damage is not None:
+            return (f"{active.path} is damaged after record {active.last} ({active.damage.problem}), with "
+                    f"{len(active.damage.records_after)} valid records after the damage")
+        for path, problem in cat.unreadable:
+            if os.path.basename(path) == files.LOG_NAME:
+                return f"{path} cannot be read ({problem})"
+        return None
+
+    def _end_refused(self, cat: Catalog, what: str, why: str) -> PointError:
+        return PointError(f"{what} of {self.data_dir} cannot be known: {why}. Ask for a record up to "
+                          f"{cat.last_seq}, or see eventkv replay verify (eventkv replay repair --into DIR cuts the "
+                          f"log at the damage)")
+
     def _unreachable(self, cat: Catalog, seq: int) -> PointError:
         last = cat.last_seq
         if seq > last:
-            active = next((s for s in cat.segments if s.active), None)
-            extra = ""
-            if active is not None and active.damage is not None:
-                extra = f" ({active.name} is damaged after record {active.last}: run eventkv replay verify)"
+            why = self._end_unknown(cat)
+            extra = f" ({why}: see eventkv replay verify)" if why else ""
             return PointError(f"record {seq} is after the last record of {self.data_dir} ({last}){extra}")
         reach = self._reachable(cat)
         if not reach:
@@ -522,8 +538,12 @@ class Timeline:
         p = parse_point(point, self.clock())
         if p.kind == "time":
             seq = self._seq_at_time(cat, p.value)
+            if seq == cat.last_seq and (why := self._end_unknown(cat)):
+                raise self._end_refused(cat, f"the state at {ms_to_iso(p.value)}", why)
             self._base_for(cat, seq)
             return Position(seq, self._ts_of(cat, seq), p.value, p)
+        if p.kind == "latest" and (why := self._end_unknown(cat)):
+            raise self._end_refused(cat, "the latest state", why)
         seq = cat.last_seq if p.kind == "latest" else p.value
         self._base_for(cat, seq)
         ts = self._ts_of(cat, seq)
@@ -583,6 +603,8 @@ class Timeline:
     def _batches(self, cat: Catalog, start: int, stop: int, needles: Sequence[bytes] | None,
                  progress: Progress) -> Iterator[Sequence[Event]]:
         """``_records`` in lists (the replay's hot loop runs over lists, not through generators)."""
+        if stop >= cat.last_seq and not any(s.active for s in cat.segments) and (why := self._end_unknown(cat)):
+            self._note(f"{why}: the records it holds are left out (see eventkv replay verify)")
         expected = start
         for seg in cat.chain():
             if seg.last < expected or seg.first > stop:
@@ -590,7 +612,11 @@ class Timeline:
             if seg.first > expected:
                 raise self._unreachable(cat, expected)
             upto = min(stop, seg.last)
-            if seg.active and seg.tail_problem and upto == seg.last and not seg.tail_problem.startswith("a torn"):
+            if seg.active and upto == seg.last and seg.damage is not None:
+                self._note(f"{self._end_unknown(cat)}: the records after the damage are left out (eventkv will not "
+                           f"open this directory until it is repaired; see eventkv replay verify)")
+            elif (seg.active and seg.tail_problem and upto == seg.last
+                  and not seg.tail_problem.startswith("a torn")):
                 self._note(f"{seg.path} ends in {seg.tail_problem} after record {seg.last}: left out (eventkv "
                            f"cuts a damaged tail on open)")
             if needles is not None:
