@@ -287,12 +287,24 @@ def test_scan_returns_every_key_once_even_while_keys_change(session: RedisSessio
         if cursor == "0":
             break
     assert keys <= set(seen) and len(seen) == len(set(seen))
-    cursor, batch = run(session, "SCAN", "0", "MATCH", "k1*", "COUNT", "1000")
-    assert cursor == "0" and batch == sorted(k for k in keys if k.startswith("k1"))
+    cursor, batch_k1 = run(session, "SCAN", "0", "MATCH", "k1*", "COUNT", "1000")
+    assert cursor == "0" and batch_k1 == sorted(k for k in keys if k.startswith("k1"))
     _, batch = run(session, "SCAN", "0", "MATCH", "k?5?", "COUNT", "1000")
     assert batch == sorted(k for k in keys if k[2] == "5")
-    assert error(session, "SCAN", "12345678") == "ERR invalid cursor"
+    for unknown in ("12345678", "18446744073709551615", "-1", "00"):  # not handed out here: from the start again
+        assert run(session, "SCAN", unknown, "MATCH", "k1*", "COUNT", "1000") == ["0", batch_k1], unknown
+    for bad in ("18446744073709551616", "1.5", "x", "", "\u0663"):
+        assert error(session, "SCAN", bad) == "ERR invalid cursor", bad
     assert error(session, "SCAN", "0", "COUNT") == "ERR syntax error"
+
+
+def test_a_malformed_exec_discards_the_transaction_as_redis_does(session: RedisSession) -> None:
+    assert run(session, "MULTI") is NO_OUTPUT and run(session, "SET", "a", "1") == QUEUED
+    assert error(session, "EXEC", "x") == ("EXECABORT Transaction discarded because of: wrong number of arguments "
+                                           "for 'exec' command")
+    assert run(session, "SET", "b", "2") is NO_OUTPUT and run(session, "GET", "b") == "2"  # run, not queued
+    assert run(session, "GET", "a") is None
+    assert error(session, "EXEC") == "ERR EXEC without MULTI"
 
 
 def test_multi_exec_is_one_record_and_follows_redis(session: RedisSession, store: Store) -> None:
@@ -482,6 +494,36 @@ def test_auth(store: Store) -> None:
     assert run(s, "GET", "a") is None
     s2 = RedisSession(state, AliasBook())
     assert run(s2, "AUTH", "sekret") is NO_OUTPUT and run(s2, "PING") == "PONG"
+
+
+def test_a_password_removed_by_config_set_frees_the_clients_already_connected(store: Store) -> None:
+    state = ServerState(store, requirepass="sekret")
+    admin, waiting = RedisSession(state, AliasBook()), RedisSession(state, AliasBook())
+    assert run(admin, "AUTH", "sekret") is NO_OUTPUT
+    assert error(waiting, "PING") == "NOAUTH Authentication required."
+    assert run(admin, "CONFIG", "SET", "requirepass", "") is NO_OUTPUT
+    assert run(waiting, "PING") == "PONG" and run(waiting, "HELLO", "2")["proto"] == 2
+
+
+def test_config_set_refuses_limits_that_would_lock_every_client_out(session: RedisSession) -> None:
+    """As Redis's bounds: no client can set a limit under which no command -- CONFIG SET itself
+    included -- gets through any more."""
+    before = {n: run(session, "CONFIG", "GET", n)[n] for n in ("client-query-buffer-limit", "proto-max-bulk-len",
+                                                               "max-args", "maxclients")}
+    for name, value, why in (("client-query-buffer-limit", "1", "between 1048576 and"),
+                             ("proto-max-bulk-len", "1kb", "between 1048576 and"),
+                             ("max-args", "2", "between 1024 and"),
+                             ("maxclients", "0", "between 1 and"),
+                             ("maxclients", "10k", "couldn't be parsed into an integer"),
+                             ("max-args", "\u0663", "couldn't be parsed into an integer"),
+                             ("proto-max-bulk-len", "lots", "couldn't be parsed into a memory value")):
+        message = error(session, "CONFIG", "SET", name, value)
+        assert message.startswith(f"ERR CONFIG SET failed (possibly related to argument '{name}') - ") and \
+            why in message, (name, value, message)
+    assert error(session, "CONFIG", "SET", "maxclients", "10", "maxclients", "20").endswith("duplicate parameter")
+    assert {n: run(session, "CONFIG", "GET", n)[n] for n in before} == before  # nothing half-set
+    assert run(session, "CONFIG", "SET", "client-query-buffer-limit", "2mb", "maxclients", "50") is NO_OUTPUT
+    assert session.server.client_query_buffer_limit == 2 * 1024 * 1024 and session.server.maxclients == 50
 
 
 def test_auth_without_a_password(session: RedisSession) -> None:

@@ -174,10 +174,11 @@ class ServerState:
         self.connections_received = 0
         self.rejected_connections = 0
         self.commands_processed = 0
-        # SCAN cursors: number -> (database, last key returned).  Bounded: the oldest go first.
+        # SCAN cursors: number -> (database, last key returned).  Bounded: the oldest go first.  Numbered
+        # from a random start, so that a cursor from before a restart is not taken for another client's.
         self.cursors: dict[int, tuple[int, str]] = {}
         self.max_cursors = 100_000
-        self._next_cursor = 0
+        self._next_cursor = int.from_bytes(os.urandom(6), "big") << 8
         self.bgsave: threading.Thread | None = None
         self.last_bgsave_ok = True
 
@@ -262,8 +263,13 @@ class RedisSession(Session):
     def _execute(self, argv: Sequence[str]) -> Any:
         try:
             command, args = self.resolve(argv)
-        except CommandError:
+        except CommandError as e:
             if self.multi is not None:
+                if argv and argv[0].lower() == "exec":  # as Redis: a malformed EXEC ends the transaction
+                    self.multi = None
+                    self.unwatch()
+                    raise CommandError(f"EXECABORT Transaction discarded because of: "
+                                       f"{str(e).removeprefix('ERR ')}") from None
                 self.multi_failed = True
             raise
         return self.run(command, args)
@@ -279,7 +285,9 @@ class RedisSession(Session):
     def run(self, command: Command, args: list[str]) -> Any:
         name = command.name
         if not self.authenticated and name not in _NO_AUTH:
-            raise CommandError(NOAUTH)
+            if self.server.requirepass is not None:
+                raise CommandError(NOAUTH)
+            self.authenticated = True  # the password was removed since this client connected
         if self.multi is not None and name not in _NOT_QUEUED:
             if command.no_batch and name not in _QUEUED_DESPITE_NO_BATCH:
                 self.multi_failed = True
@@ -706,9 +714,16 @@ def _sorted_keys(target: Any, start: str, inclusive: bool, stop: str | None, lim
 
 def _scan(session: Session, args: list[str]) -> Any:
     """SCAN: the cursor names the last key returned (kept in ``ServerState.cursors``); keys come in
-    sorted order, so a key present for the whole iteration is returned exactly once."""
+    sorted order, so a key present for the whole iteration is returned exactly once.
+
+    A cursor this process did not hand out (one from before a restart, or made up)
+    is any unsigned 64-bit number to Redis; here it starts the iteration over, which
+    keeps SCAN's promise: every key present throughout is returned at least once.
+    """
     server: ServerState = _rs(session).server
-    cursor = integer(args[0], "ERR invalid cursor")
+    if not re.fullmatch(r"-?[0-9]+", args[0]) or not -(1 << 63) <= int(args[0]) < 1 << 64:
+        raise CommandError("ERR invalid cursor")
+    cursor = int(args[0])
     count = 10
     pattern = "*"
     kind: str | None = None
@@ -728,10 +743,8 @@ def _scan(session: Session, args: list[str]) -> Any:
         else:
             raise CommandError(SYNTAX)
     start, inclusive = "", True
-    if cursor:
-        saved = server.cursors.get(cursor)
-        if saved is None:
-            raise CommandError("ERR invalid cursor")
+    saved = server.cursors.get(cursor) if cursor else None
+    if saved is not None and saved[0] == session.db:
         start, inclusive = saved[1], False
     glob = redis_glob(pattern)
     if glob.prefix > start:  # keys before the literal prefix cannot match
@@ -1025,7 +1038,7 @@ def _hello(session: Session, args: list[str]) -> Any:
         elif not s.server.password_ok(*credentials):
             raise CommandError(WRONGPASS)
         s.authenticated = True
-    if not s.authenticated:
+    if not s.authenticated and s.server.requirepass is not None:
         raise CommandError("NOAUTH HELLO must be called with the client already authenticated, otherwise the "
                            "HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and "
                            "select the RESP protocol version at the same time")
@@ -1253,6 +1266,9 @@ def _config(session: Session, args: list[str]) -> Any:
             name = name.lower()
             if name not in _settings(s):
                 raise CommandError(f"ERR Unknown option or number of arguments for CONFIG SET - '{shown(name)}'")
+            if name in dict(changes):
+                raise CommandError(f"ERR CONFIG SET failed (possibly related to argument '{name}') - duplicate "
+                                   f"parameter")
             if name not in ServerState.MUTABLE:
                 raise CommandError(f"ERR CONFIG SET failed (possibly related to argument '{name}') - "
                                    f"can't set immutable config")
@@ -1262,12 +1278,7 @@ def _config(session: Session, args: list[str]) -> Any:
                     raise CommandError(f"ERR CONFIG SET failed (possibly related to argument '{name}') - "
                                        f"argument must be an integer >= {low}")
             elif name != "requirepass":
-                try:
-                    if memory_size(value) < 1:
-                        raise ValueError(value)
-                except ValueError:
-                    raise CommandError(f"ERR CONFIG SET failed (possibly related to argument '{name}') - "
-                                       f"argument must be a memory or a positive number") from None
+                _check_limit(name, value)
             changes.append((name, value))
         slowlog = s.store.metrics.slowlog
         for name, value in changes:
@@ -1284,6 +1295,26 @@ def _config(session: Session, args: list[str]) -> Any:
         s.server.commands_processed = s.server.connections_received = s.server.rejected_connections = 0
         return NO_OUTPUT
     raise _unknown_subcommand("config", args[0])
+
+
+#: the least value CONFIG SET gives each limit (Redis's bounds; max-args is eventkv's own): a client may not
+#: set one so low that no connection -- its own included -- can send a command to set it back
+_LIMIT_MIN = {"maxclients": 1, "proto-max-bulk-len": 1 << 20, "client-query-buffer-limit": 1 << 20,
+              "max-args": 1024}
+
+
+def _check_limit(name: str, value: str) -> None:
+    low, high = _LIMIT_MIN[name], (1 << 63) - 1
+    failed = f"ERR CONFIG SET failed (possibly related to argument '{name}') - "
+    try:
+        if name in ("maxclients", "max-args") and not re.fullmatch(r"-?[0-9]+", value):
+            raise ValueError(value)
+        n = memory_size(value.lstrip("-")) * (-1 if value.startswith("-") else 1)
+    except ValueError:
+        what = "an integer" if name in ("maxclients", "max-args") else "a memory value"
+        raise CommandError(f"{failed}argument couldn't be parsed into {what}") from None
+    if not low <= n <= high:
+        raise CommandError(f"{failed}argument must be between {low} and {high} inclusive")
 
 
 def _time(session: Session, args: list[str]) -> Any:
