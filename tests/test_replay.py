@@ -253,7 +253,7 @@ def test_points_parse() -> None:
     assert parse_point("-1.5s", T0).value == T0 - 1500
     assert parse_point("now", T0).value == T0
     assert parse_point("latest", 0).kind == "latest"
-    for bad in ("-10x", "yesterday", "2027-13-01", "", "-"):
+    for bad in ("-10x", "yesterday", "2027-13-01", "", "-", "\u0663", "\uff14\uff12"):  # digits of other scripts
         with pytest.raises(PointError, match="is not a point"):
             parse_point(bad, 0)
     assert ms_to_iso(T0 + 5) == "2027-01-15T08:00:00.005Z"
@@ -292,6 +292,24 @@ def test_a_table_laid_out_by_columns_is_the_table_laid_out_by_rows(rows: tuple[i
     out = io.StringIO()
     render.table(headers, cells, out)
     assert out.getvalue() == expected
+
+
+def test_bad_options_are_usage_errors_and_record_0_starts_a_listing_at_the_first(
+        history: History, capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    sample(history)
+    history.close()
+    d = str(history.path)
+    for option in (["--db", "-1"], ["--db", "x"], ["--databases", "0"], ["--databases", "-3"]):
+        with pytest.raises(SystemExit) as exit_info:
+            replay(capsys, "--data-dir", d, "at", "1", *option)
+        assert exit_info.value.code == 2 and "expected a whole number" in capsys.readouterr().err
+    code, _out, err = replay(capsys, "--data-dir", d, "at", "1", "--db", str(DBS))
+    assert code == 1 and "there is no such database" in err and f"0..{DBS - 1}" in err
+    code, out, _err = replay(capsys, "--data-dir", d, "log", "--from", "0", "--json")
+    assert code == 0 and json.loads(out.splitlines()[0])["seq"] == 1
+    (tmp_path / "file").write_text("x")
+    code, _out, err = replay(capsys, "--data-dir", str(tmp_path / "file"), "at", "1")
+    assert code == 1 and "(not a directory)" in err
 
 
 def test_seq_and_time_points_judge_expiry_at_their_own_time(history: History) -> None:
@@ -516,6 +534,20 @@ def test_restore_gives_a_directory_whose_store_holds_the_state_at_the_point(
         finally:
             store.close()
         assert (into / "alias.json").read_text() == '{"ls": "keys"}'
+
+
+def test_restore_of_a_never_compacted_store_opens_with_its_own_database_setting(
+        capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    """No snapshot says how many databases the source has: the restored one claims only those holding keys."""
+    source = tmp_path / "source"
+    with Store.open(source, databases=3, background=False, fsync="no", default_ttl=0) as store:
+        store.db(0).put("a", "1")
+        store.db(2).put("c", "3")
+    into = tmp_path / "into"
+    code, _out, err = replay(capsys, "--data-dir", str(source), "restore", "--to", "latest", "--into", str(into))
+    assert code == 0, err
+    with Store.open(into, databases=3, background=False, fsync="no") as store:
+        assert store.db(0).get("a") == "1" and store.db(2).get("c") == "3"
 
 
 def test_restore_skipping_a_clear_undoes_it_and_keeps_what_came_after(

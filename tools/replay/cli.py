@@ -84,13 +84,23 @@ def _ops(values: list[str] | None) -> list[str] | None:
 # --------------------------------------------------------------------------- arguments
 
 
+def _at_least(low: int) -> Callable[[str], int]:
+    def check(text: str) -> int:
+        if not (text.isascii() and text.isdigit()) or int(text) < low:
+            raise argparse.ArgumentTypeError(f"expected a whole number of at least {low}, not {text!r}")
+        return int(text)
+
+    return check
+
+
 def _common_options(p: argparse.ArgumentParser, suppress: bool) -> None:
     def default(value: Any) -> Any:
         return argparse.SUPPRESS if suppress else value
 
     p.add_argument("--data-dir", default=default("meta-data"), help="the data directory to read (default: ./meta-data)")
-    p.add_argument("--db", type=int, metavar="N", default=default(None), help="one database only (default: all)")
-    p.add_argument("--databases", type=int, metavar="N", default=default(None),
+    p.add_argument("--db", type=_at_least(0), metavar="N", default=default(None),
+                   help="one database only (default: all)")
+    p.add_argument("--databases", type=_at_least(1), metavar="N", default=default(None),
                    help="databases to replay into (default: 16, or as many as the snapshots hold)")
     p.add_argument("--no-progress", action="store_true", default=default(False), help="never draw a progress bar")
 
@@ -438,6 +448,11 @@ def run(args: argparse.Namespace) -> int:
         print(f"warning: {message}", file=sys.stderr)
 
     timeline = Timeline(args.data_dir, databases=args.databases, warn=warn)
+    if getattr(args, "db", None) is not None and name not in ("verify", "repair"):
+        databases = timeline.databases_of(timeline.catalog())
+        if args.db >= databases:
+            raise EventKVError(f"--db {args.db}: there is no such database ({args.data_dir} holds databases "
+                               f"0..{databases - 1}; --databases N if it has more)")
     show = not args.no_progress and progress_module.wanted()
     out = sys.stdout
     try:

@@ -417,7 +417,7 @@ class Timeline:
             self._edges[(seg.name, seg.first, seg.last)] = edges
         return edges
 
-    def _databases(self, cat: Catalog) -> int:
+    def databases_of(self, cat: Catalog) -> int:
         """How many databases to fold into: as given, and at least as many as the snapshots hold.
 
         Without a setting, as many as the newest snapshot holds (the directory's own
@@ -679,7 +679,7 @@ class Timeline:
               ) -> tuple[int, Keyspaces]:
         """The state after record ``seq`` (without the records in ``skip``): (base, state)."""
         below = min(skip) if skip else None
-        databases = self._databases(cat)
+        databases = self.databases_of(cat)
         with quiet_gc():
             if keys.key is not None and self.keep_bases:
                 # One key: take its entries from a kept base, then replay its records alone.
@@ -771,7 +771,7 @@ class Timeline:
                 if p.value <= self._edges_of(cat.chain()[0])[0].ts:
                     return cat.chain()[0].first  # before the oldest held record: start with it
                 raise
-        return cat.last_seq if p.kind == "latest" else p.value
+        return cat.last_seq if p.kind == "latest" else max(p.value, 1)  # record 0 is the empty state: none
 
     def _stop_seq(self, cat: Catalog, stop: str | int | Point) -> int:
         p = parse_point(stop, self.clock())
@@ -795,7 +795,7 @@ class Timeline:
         first, last = reach[0][0], cat.last_seq
         progress.start(max(0, last - first), f"reading the history of {key!r}")
         for span_start, span_end in reach:
-            base, state, base_ts = self._load_base(cat, span_start, self._databases(cat), None)
+            base, state, base_ts = self._load_base(cat, span_start, self.databases_of(cat), None)
             if base:
                 yield from tracker.begin_at_snapshot(base, base_ts or 0, state, key)
             for event in self._records(cat, base + 1, span_end, needles, progress):

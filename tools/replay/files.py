@@ -161,7 +161,8 @@ def scan(data_dir: str) -> Catalog:
     every query, so a long-lived reader sees the files a running server moves.
     """
     if not os.path.isdir(data_dir):
-        raise EventKVError(f"{data_dir} is not a data directory (no such directory)")
+        why = "not a directory" if os.path.exists(data_dir) else "no such directory"
+        raise EventKVError(f"{data_dir} is not a data directory ({why})")
     archive = os.path.join(data_dir, ARCHIVE)
     snapshots: list[SnapshotFile] = []
     unreadable: list[tuple[str, str]] = []

@@ -60,7 +60,7 @@ def parse_point(text: str | int | Point, now: int) -> Point:
             raise PointError(f"a sequence number cannot be negative ({text})")
         return Point("seq", text, str(text))
     s = text.strip()
-    if s.isdigit():
+    if s.isdigit() and s.isascii():  # 0-9 only: str.isdigit takes other scripts' digits too
         return Point("seq", int(s), s)
     if s == "now":
         return Point("time", now, s)

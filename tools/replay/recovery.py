@@ -103,9 +103,16 @@ def restore(timeline: Timeline, to: str | int | Point, into: str, *, skip: Itera
     skipped = sorted(set(skip))
     state = timeline.state_at(to, skip=skipped, progress=progress)
     position = state.position
+    keyspaces = state.keyspaces
+    if timeline.databases is None and not timeline.catalog().snapshots:
+        # How many databases the source has is known from no snapshot, and the count folded into
+        # is the default's guess: claim only the ones holding keys, so that the source's own
+        # setting (possibly fewer than the guess) opens the result.
+        keyspaces = Keyspaces(1 + max([i for i, ks in enumerate(keyspaces.dbs) if len(ks)], default=0))
+        keyspaces.dbs = state.keyspaces.dbs[:len(keyspaces)]
     staging = _staging(into)
     try:
-        info = snapshot_module.write(os.path.join(staging, snapshot_module.SNAPSHOT_NAME), state.keyspaces,
+        info = snapshot_module.write(os.path.join(staging, snapshot_module.SNAPSHOT_NAME), keyspaces,
                                      position.seq, position.ts or 0, now=position.ts)
         alias = os.path.join(source, ALIAS_NAME)
         copied = os.path.exists(alias)
