@@ -220,8 +220,9 @@ def test_every_original_endpoint_answers_the_exact_envelope(client: Client) -> N
     assert r.header("Content-Type") == "application/json"
     assert client.put("/put", {"command": "b 'hello world'"}).body["message"] == (
         "Key 'b' set with value 'hello world' and expiration time '7'")  # the default TTL
-    assert client.put("/put", {"command": "c 1 0"}).body["message"] == (
-        "Key 'c' set with value '1' and no expiration time")
+    for never in ("0", "00"):
+        assert client.put("/put", {"command": f"c 1 {never}"}).body["message"] == (
+            "Key 'c' set with value '1' and no expiration time")
 
     assert client.get("/keys").body == _envelope(None, 200, "Retrieved 3 keys", ["a", "b", "c"])
     assert client.get("/values").body == _envelope(None, 200, "Retrieved 3 values", ["10", "hello world", "1"])
@@ -374,6 +375,12 @@ def test_resource_writes_refuse_bad_bodies(client: Client) -> None:
         r = client.put("/v1/keys/bad", bad)
         assert r.status == 400 and word in r.body["message"] and r.body["received"] == bad, bad
     assert client.put("/v1/keys/bad", raw=b'{"value": ').status == 400
+    for raw, word in [(b"[" * 1100 + b"]" * 1100, "not valid JSON"),  # deeper than either JSON parser goes
+                      (b'{"value": "v", "ttl": 1' + b"0" * 400 + b"}", "from 0")]:  # no float holds it
+        r = client.put("/v1/keys/bad", raw=raw)
+        assert r.status == 400 and word in r.body["message"], r.body
+    r = client.put("/v1/keys/bad", raw=b'{"value": "v"}', headers={"Content-Encoding": "gzip"})  # it is not
+    assert r.status == 400 and "cannot be read" in r.body["message"], r.body
     assert client.put("/v1/keys/bad", {"value": "v"}, headers={"If-Match": "soon"}).status == 400
     assert client.get("/v1/keys/bad").status == 404
 
@@ -563,6 +570,7 @@ def test_bearer_token_auth(tmp_path: Path) -> None:
         assert r.status == 401 and r.body["status"] == 401 and r.header("WWW-Authenticate").startswith("Bearer")
         assert anonymous.put("/v1/keys/a", {"value": "1"}).status == 401
         assert s.client(token="wrong").get("/v1/keys/a").status == 401
+        assert anonymous.get("/v1/keys/a", headers={"Authorization": "Bearer \xff\xfe"}).status == 401  # not UTF-8
         assert anonymous.get("/v1/health").status == 200
         assert anonymous.get("/openapi.json").body["security"] == [{"bearer": []}]
         authorized = s.client()

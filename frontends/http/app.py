@@ -191,7 +191,8 @@ class HttpApi:
     def _authenticate(request: web.Request, token: str) -> None:
         given = request.headers.get("Authorization", "")
         scheme, _, credentials = given.partition(" ")
-        if scheme.lower() != "bearer" or not hmac.compare_digest(credentials.strip().encode(), token.encode()):
+        given_bytes = credentials.strip().encode("utf-8", "surrogateescape")  # headers may hold any byte
+        if scheme.lower() != "bearer" or not hmac.compare_digest(given_bytes, token.encode()):
             raise HttpError(401, "authentication required: send 'Authorization: Bearer <token>'",
                             headers={"WWW-Authenticate": 'Bearer realm="eventkv"'})
 

@@ -118,7 +118,7 @@ def _clear(api: HttpApi, session: Session, args: list[str]) -> Outcome:
 def _put(api: HttpApi, session: Session, args: list[str]) -> Outcome:
     session.execute(["put", *args])
     if len(args) == 3:
-        ttl = None if args[2] == "0" else args[2]
+        ttl = None if float(args[2]) == 0 else args[2]  # "0", "00", "0.0": never (put took it as a number)
     else:
         default = api.store.config.default_ttl
         ttl = None if default is None else f"{default:g}"

@@ -148,8 +148,9 @@ def _put_body(body: Any, default_ttl: float | None) -> tuple[str, Any, float | N
         return value, None, None
     if isinstance(ttl, bool) or not isinstance(ttl, (int, float)):
         raise HttpError(400, f'"ttl" must be a number of seconds or null, not {_json_type(ttl)}')
-    if not math.isfinite(ttl) or ttl < 0 or ttl > MAX_SECONDS:
-        raise HttpError(400, f'"ttl" must be from 0 to {MAX_SECONDS} seconds (0 or null: never expires), not {ttl}')
+    if (isinstance(ttl, float) and not math.isfinite(ttl)) or ttl < 0 or ttl > MAX_SECONDS:  # ints of any size
+        shown = str(ttl) if len(str(ttl)) <= 30 else str(ttl)[:27] + "..."
+        raise HttpError(400, f'"ttl" must be from 0 to {MAX_SECONDS} seconds (0 or null: never expires), not {shown}')
     return value, ttl, (ttl or None)
 
 

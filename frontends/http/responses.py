@@ -25,6 +25,8 @@ from typing import Any
 
 import orjson
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
+from aiohttp.web_protocol import RequestPayloadError
 
 from eventkv.commands import NO_OUTPUT
 
@@ -77,8 +79,11 @@ def loads(body: bytes) -> Any:
     try:
         return orjson.loads(body)
     except orjson.JSONDecodeError:
-        # Lone surrogate escapes ("\\udc80") are valid JSON text for the standard library.
+        pass
+    try:  # lone surrogate escapes ("\\udc80") are valid JSON text for the standard library
         return json.loads(body)
+    except RecursionError:  # nested deeper than either parser goes
+        raise ValueError("nested too deeply") from None
 
 
 def json_response(obj: Any, status: int = 200, headers: Mapping[str, str] | None = None) -> web.Response:
@@ -106,7 +111,10 @@ async def read_body(request: web.Request, limit: int) -> bytes:
     chunks: list[bytes] = []
     size = 0
     while True:
-        chunk = await request.content.readany()
+        try:
+            chunk = await request.content.readany()
+        except (RequestPayloadError, HttpProcessingError) as e:  # e.g. a body that is not what its encoding says
+            raise HttpError(400, f"the request body cannot be read: {e}") from None
         if not chunk:
             break
         size += len(chunk)

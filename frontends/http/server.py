@@ -36,6 +36,7 @@ from typing import Any
 
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
+from aiohttp.web_protocol import RequestPayloadError
 
 from eventkv import config as config_module
 from eventkv import logging as eventkv_logging
@@ -122,11 +123,12 @@ async def start_http(store: Store, aliases: AliasBook, config: Config, *, host: 
 
 
 class _NotHttp(logging.Filter):
-    """Drops aiohttp's traceback for a request that is not HTTP: the client's fault, already answered 400."""
+    """Drops aiohttp's traceback for a request that is not HTTP, or whose body is not what its
+    encoding says: the client's fault, already answered 400."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         error = record.exc_info[1] if record.exc_info else None
-        return not isinstance(error, HttpProcessingError)
+        return not isinstance(error, (HttpProcessingError, RequestPayloadError))
 
 
 _NOT_HTTP = _NotHttp()
