@@ -7,6 +7,7 @@ hang guards.
 from __future__ import annotations
 
 import json
+import signal
 import socket
 import time
 from collections.abc import Iterator
@@ -269,3 +270,35 @@ def test_openapi_describes_the_new_endpoints(http: HttpServer, tmp_path: Path) -
     assert "/v1/keys/{key}/history" in doc["paths"]
     assert any(p["name"] == "as_of" for p in doc["paths"]["/v1/keys/{key}"]["get"]["parameters"])
     assert "/v1/events" in doc["x-event-streams"]
+
+
+def test_head_of_the_feed_is_its_headers_alone(http: HttpServer) -> None:
+    """No event follows a HEAD answer: the next answer on the connection is read as what it is."""
+    sock = socket.create_connection(("127.0.0.1", http.port), timeout=DEADLINE)
+    with sock:
+        sock.sendall(b"HEAD /v1/events?from=1 HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+                     b"GET /v1/health HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+        data = b""
+        deadline = time.monotonic() + DEADLINE
+        while (chunk := sock.recv(65536)) and time.monotonic() < deadline:
+            data += chunk
+    head, _, rest = data.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200") and b"text/event-stream" in head.lower()
+    assert rest.startswith(b"HTTP/1.1 200"), rest[:200]  # the health answer, not events
+    assert b"id:" not in data and b'"status"' in rest
+
+
+def test_a_stopping_server_ends_its_feeds_saying_so(tmp_path: Path) -> None:
+    server = HttpServer.start(tmp_path / "data", "--fsync", "no")
+    try:
+        sock, rest = _sse_open(server.port, {})
+        with sock:
+            server.process.send_signal(signal.SIGTERM)
+            data = rest
+            deadline = time.monotonic() + DEADLINE
+            while (chunk := sock.recv(65536)) and time.monotonic() < deadline:
+                data += chunk
+        assert b"the server is stopping, resume with Last-Event-ID" in data
+    finally:
+        code, _out, err = server.stop()
+    assert code == 0 and "Traceback" not in err

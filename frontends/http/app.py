@@ -24,6 +24,7 @@ import hmac
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Any
 
 from aiohttp import web
 
@@ -68,6 +69,8 @@ class HttpApi:
         self.settings = settings or HttpSettings()
         self.command_log = command_log
         self.versions = KeyVersions(store)
+        #: the change feeds streaming (``timetravel._Feed``): ended when the server stops
+        self.feeds: set[Any] = set()
         self.transactions = TransactionTable(self.session, self.settings.tx_timeout,
                                              self.settings.max_transactions)
         self._sync_always = store.config.fsync == "always"

@@ -85,6 +85,8 @@ class HttpHandle:
         self._reaper.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await self._reaper
+        for feed in list(self.api.feeds):  # a stream would otherwise hold the shutdown until its timeout
+            feed.close()
         await self._runner.cleanup()
         self.api.transactions.close()
         self.api.versions.detach()

@@ -69,6 +69,7 @@ class _Feed:
         self.items: deque[tuple[int, bytes]] = deque()
         self.ready = asyncio.Event()
         self.overflowed = False
+        self.closed = False  # the server is stopping
         self._loop_thread = threading.get_ident()
 
     def observer(self, seq: int, ts: int, change: Change, line: bytes) -> None:
@@ -81,6 +82,11 @@ class _Feed:
                 self.loop.call_soon_threadsafe(self._push, seq, body)
             except RuntimeError:  # the loop is closed: nobody is listening any more
                 pass
+
+    def close(self) -> None:
+        """End the stream (on the loop): the server is stopping."""
+        self.closed = True
+        self.ready.set()
 
     def _push(self, seq: int, body: bytes) -> None:
         if self.overflowed:
@@ -177,6 +183,7 @@ class TimeTravel:
         loop = asyncio.get_running_loop()
         feed = _Feed(loop)
         self.store.add_observer(feed.observer)  # before reading the files: see the module's docstring
+        self.api.feeds.add(feed)
         try:
             stored: Iterator[Event] | None = None
             first: list[Event] = []
@@ -189,6 +196,8 @@ class TimeTravel:
             response = web.StreamResponse(headers={"Content-Type": "text/event-stream",
                                                    "Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
             await response.prepare(request)
+            if request.method == "HEAD":  # the headers alone: a body would be read as the next response
+                return response
             try:
                 await self._stream(response, feed, start - 1, first, stored)
             except EventKVError as e:  # the files cannot be read any more: end the stream, say why
@@ -197,6 +206,7 @@ class TimeTravel:
                 pass
             return response
         finally:
+            self.api.feeds.discard(feed)
             self.store.remove_observer(feed.observer)
 
     @staticmethod
@@ -212,7 +222,7 @@ class TimeTravel:
             await response.write(b"".join(chunk))
             batch = await asyncio.to_thread(_take, stored) if stored is not None else []
         await response.write(b": live\n\n")
-        while not feed.overflowed:
+        while not feed.overflowed and not feed.closed:
             if not feed.items:
                 feed.ready.clear()
                 try:
@@ -228,8 +238,9 @@ class TimeTravel:
                     sent = seq
             if chunk:
                 await response.write(b"".join(chunk))
-        # Too far behind: end the stream; the client resumes with Last-Event-ID.
-        await response.write(b": too far behind, resume with Last-Event-ID\n\n")
+        # Too far behind, or the server is stopping: end the stream; the client resumes with Last-Event-ID.
+        why = b"the server is stopping" if feed.closed else b"too far behind"
+        await response.write(b": %s, resume with Last-Event-ID\n\n" % why)
 
 
 def _take(events: Iterator[Event]) -> list[Event]:
