@@ -501,6 +501,13 @@ class Store(Database):
         store = cls(config, event_log, clock)
         try:
             store._replay()
+        except OSError as e:  # the directory cannot be made or read: the operator's to fix, in one line
+            event_log.close()
+            if os.path.exists(config.data_dir) and not os.path.isdir(config.data_dir):
+                raise EventKVError(f"the data directory {config.data_dir} is not a directory") from None
+            where = e.filename or config.data_dir
+            raise EventKVError(f"cannot open the data directory {config.data_dir}: {where}: "
+                               f"{e.strerror or e}") from None
         except BaseException:
             event_log.close()
             raise
@@ -886,14 +893,24 @@ class Store(Database):
         exactly the state as of the returned sequence number.
         """
         target = os.fspath(directory)
+        data_dir = self.config.data_dir
+        inside = os.path.join(os.path.realpath(data_dir), "")
+        if not target:
+            raise EventKVError("a backup needs the name of a directory to write it to")
+        if os.path.join(os.path.realpath(target), "").startswith(inside):
+            raise EventKVError(f"a backup goes outside the data directory {data_dir}, not into {target}")
+        if os.path.exists(target) and not os.path.isdir(target):
+            raise EventKVError(f"backup directory {target} is not a directory")
         if os.path.exists(target) and os.listdir(target):
             raise EventKVError(f"backup directory {target} is not empty")
-        data_dir = self.config.data_dir
+        try:
+            os.makedirs(target, exist_ok=True)
+        except OSError as e:
+            raise EventKVError(f"cannot make the backup directory {target}: {e.strerror or e}") from None
         with self._lock:
             if isinstance(self._log, FileEventLog):
                 self._log.seal()
             seq = self._last_seq
-        os.makedirs(target, exist_ok=True)
         with compaction_lock(data_dir):
             names = [snapshot.SNAPSHOT_NAME] if os.path.exists(os.path.join(data_dir, snapshot.SNAPSHOT_NAME)) else []
             names += [os.path.basename(s.path) for s in sealed_segments(data_dir) if s.last <= seq]

@@ -186,6 +186,32 @@ def test_backup_refuses_a_non_empty_directory(tmp_path: Path) -> None:
         s.backup(tmp_path / "b")
 
 
+def test_backup_refuses_places_it_cannot_or_should_not_write_with_a_clear_error(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("x")
+    with open_store(tmp_path / "d") as s:
+        s.put("a", "1")
+        for target, message in ((tmp_path / "file", "is not a directory"), ("", "needs the name of a directory"),
+                                (tmp_path / "d" / "sub", "outside the data directory"),
+                                (tmp_path / "d", "outside the data directory"),
+                                (tmp_path / "file" / "sub", "cannot make the backup directory")):
+            with pytest.raises(EventKVError, match=message):
+                s.backup(target)  # type: ignore[arg-type]
+        assert not (tmp_path / "d" / "sub").exists()
+
+
+def test_a_data_directory_that_cannot_be_made_or_is_a_file_is_one_clear_error(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(EventKVError, match="is not a directory"):
+        open_store(tmp_path / "file")
+    with pytest.raises(EventKVError, match="cannot open the data directory"):
+        open_store(tmp_path / "file" / "sub")
+    for command in ("repl", "http"):
+        done = subprocess.run([sys.executable, "-m", "eventkv", command, "--data-dir", str(tmp_path / "file")],
+                              env=ENV, capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
+        assert done.returncode == 1 and "is not a directory" in done.stderr, (command, done.stderr)
+        assert "Traceback" not in done.stderr and len(done.stderr.strip().splitlines()) == 1, done.stderr
+
+
 def test_restore_copies_a_backup_and_refuses_to_overwrite_without_force(tmp_path: Path) -> None:
     d, b, r = tmp_path / "d", tmp_path / "b", tmp_path / "r"
     with open_store(d) as s:
