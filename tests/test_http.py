@@ -361,6 +361,12 @@ def test_keys_as_resources_with_versions(client: Client) -> None:
     assert client.put("/v1/keys/res2", {"value": "x"}).body["ttl"] == 7  # the configured default
     assert client.put("/v1/keys/a%2Fb%20c", {"value": "slash", "ttl": 0}).body["key"] == "a/b c"
     assert client.get("/v1/keys/a%2Fb%20c").body["value"] == "slash"
+    # a byte that is not UTF-8 is the key RESP gives that byte (k\xff), and not the text "%FF"
+    assert client.put("/v1/keys/k%FF", {"value": "byte", "ttl": 0}).body["key"] == "k\udcff"
+    assert client.get("/v1/keys/k%FF").body["value"] == "byte"
+    assert client.get("/v1/keys/k%25FF").status == 404
+    assert client.get("/v1/keys/k%FF/history").status == 200
+    assert client.delete("/v1/keys/k%FF").status == 200
 
     r = client.delete("/v1/keys/res")
     assert (r.status, r.body) == (200, {"key": "res", "deleted": True})

@@ -75,7 +75,9 @@ def document(*, databases: int = 16, auth: bool = False, max_body: int = 1 << 20
     tx_param = {"name": "X-Transaction", "in": "header", "required": False,
                 "description": "run the request inside this open transaction (POST /v1/tx)",
                 "schema": {"type": "string"}}
-    key_param = {"name": "key", "in": "path", "required": True, "description": "the key",
+    key_param = {"name": "key", "in": "path", "required": True,
+                 "description": "the key, percent-encoded as bytes: %2F is a slash, and a byte that is not UTF-8 "
+                                "(%FF) is the key a RESP client writes with that byte",
                  "schema": {"type": "string", "minLength": 1}}
     tags = {"type": "string", "pattern": ETAGS_PATTERN}
     if_match = {"name": "If-Match", "in": "header", "required": False,

@@ -48,7 +48,7 @@ from eventkv.errors import ConflictError
 from eventkv.store import DEFAULT, Database, Transaction
 from frontends.http.app import HttpApi
 from frontends.http.openapi import document
-from frontends.http.responses import HttpError, dumps, json_response, read_json
+from frontends.http.responses import HttpError, dumps, json_response, path_key, read_json
 from frontends.http.transactions import OpenTransaction
 
 #: keys in a page by default, and at most
@@ -307,7 +307,7 @@ class Resources:
     # ------------------------------------------------------------------ keys
 
     async def get_key(self, request: web.Request) -> web.StreamResponse:
-        key = request.match_info["key"]
+        key = path_key(request)
         entry = self._in_tx(request)
         if entry is None:
             found, version = self._committed(self.api.database(request), key)
@@ -333,7 +333,7 @@ class Resources:
         return _tags(request, "If-None-Match") if "If-None-Match" in request.headers else None
 
     async def put_key(self, request: web.Request) -> web.Response:
-        key = request.match_info["key"]
+        key = path_key(request)
         pre = preconditions(request)
         body = await read_json(request, self.api.settings.max_body)
         value, ttl, shown_ttl = _put_body(body, self.store.config.default_ttl)
@@ -361,7 +361,7 @@ class Resources:
                              200 if found is not None else 201, {"ETag": etag(seq)})
 
     async def delete_key(self, request: web.Request) -> web.Response:
-        key = request.match_info["key"]
+        key = path_key(request)
         pre = preconditions(request)
         entry = self._in_tx(request)
         if entry is not None:

@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import unquote_to_bytes
 
 import orjson
 from aiohttp import web
@@ -84,6 +85,13 @@ def loads(body: bytes) -> Any:
         return json.loads(body)
     except RecursionError:  # nested deeper than either parser goes
         raise ValueError("nested too deeply") from None
+
+
+def path_key(request: web.Request) -> str:
+    """The ``{key}`` of ``/v1/keys/{key}...``, percent-decoded as bytes: a byte that is not UTF-8 stands for
+    itself as ``\\udcXX``, as RESP's keys do (aiohttp's decoding keeps ``%FF`` as the three characters)."""
+    raw = request.rel_url.raw_parts[3]  # ("/", "v1", "keys", key, ...): the routes match raw segments
+    return unquote_to_bytes(raw).decode("utf-8", "surrogateescape")
 
 
 def json_response(obj: Any, status: int = 200, headers: Mapping[str, str] | None = None) -> web.Response:

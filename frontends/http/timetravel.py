@@ -49,7 +49,7 @@ from eventkv.errors import EventKVError
 from eventkv.events import Change, Event, dump_json, event_to_json
 from frontends.http.app import HttpApi
 from frontends.http.resource import _q, _seconds_left
-from frontends.http.responses import HttpError, json_response
+from frontends.http.responses import HttpError, json_response, path_key
 from tools.replay import PointError, Timeline
 
 #: events a client may fall behind before its stream is ended
@@ -130,7 +130,7 @@ class TimeTravel:
         point = request.query.get("as_of")
         if point is None:
             return await self._get_key(request)
-        key = request.match_info["key"]
+        key = path_key(request)
         if self.api.open_transaction(request) is not None:
             raise HttpError(400, "as_of reads the committed history: it cannot run inside a transaction")
         db = self.api.db_index(request) or 0
@@ -152,7 +152,7 @@ class TimeTravel:
                               "version": position.seq})
 
     async def history(self, request: web.Request) -> web.Response:
-        key = request.match_info["key"]
+        key = path_key(request)
         db = self.api.db_index(request) or 0
         tl = self.timeline
 
