@@ -212,12 +212,18 @@ def test_a_data_directory_that_cannot_be_made_or_is_a_file_is_one_clear_error(tm
         assert "Traceback" not in done.stderr and len(done.stderr.strip().splitlines()) == 1, done.stderr
 
 
-def test_restore_copies_a_backup_and_refuses_to_overwrite_without_force(tmp_path: Path) -> None:
-    d, b, r = tmp_path / "d", tmp_path / "b", tmp_path / "r"
+def _backed_up(tmp_path: Path, n: int) -> tuple[Path, Path, list[dict[str, str]]]:
+    """A store of ``n`` keys in ``tmp_path/d`` and its backup in ``tmp_path/b``: (d, b, its state)."""
+    d, b = tmp_path / "d", tmp_path / "b"
     with open_store(d) as s:
-        fill(s, 30)
+        fill(s, n)
         s.backup(b)
-        expected = state(s)
+        return d, b, state(s)
+
+
+def test_restore_copies_a_backup_and_refuses_to_overwrite_without_force(tmp_path: Path) -> None:
+    _d, b, expected = _backed_up(tmp_path, 30)
+    r = tmp_path / "r"
     Store.restore(b, r)
     with open_store(r) as s:
         assert state(s) == expected
@@ -230,10 +236,7 @@ def test_restore_copies_a_backup_and_refuses_to_overwrite_without_force(tmp_path
 
 
 def test_restore_refuses_a_directory_a_store_has_open_and_changes_nothing(tmp_path: Path) -> None:
-    d, b = tmp_path / "d", tmp_path / "b"
-    with open_store(d) as s:
-        fill(s, 5)
-        s.backup(b)
+    d, b, _expected = _backed_up(tmp_path, 5)
     with open_store(d, fsync="always") as live:
         live.put("acknowledged", "1", ttl=None)
         with pytest.raises(DirectoryInUseError, match="in use"):
@@ -246,11 +249,8 @@ def test_restore_refuses_a_directory_a_store_has_open_and_changes_nothing(tmp_pa
 
 
 def test_eventkv_restore_puts_a_backup_in_place(tmp_path: Path) -> None:
-    d, b, r = tmp_path / "d", tmp_path / "b", tmp_path / "r"
-    with open_store(d) as s:
-        fill(s, 5)
-        s.backup(b)
-        expected = state(s)
+    _d, b, expected = _backed_up(tmp_path, 5)
+    r = tmp_path / "r"
     run = [sys.executable, "-m", "eventkv", "restore", str(b), "--data-dir", str(r)]
     done = subprocess.run(run, env=ENV, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
