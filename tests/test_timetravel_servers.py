@@ -151,6 +151,8 @@ def test_http_as_of_and_history(http: HttpServer) -> None:
     assert c.get("/v1/keys/as?as_of=-1h").status == 404  # before the first record
     bad = c.get("/v1/keys/as?as_of=soon")
     assert bad.status == 400 and "is not a point" in bad.body["message"]
+    # a malformed If-None-Match is refused with as_of too, as without it
+    assert c.get(f"/v1/keys/as?as_of={v1}", headers={"If-None-Match": "FH"}).status == 400
     assert c.get(f"/v1/keys/as?as_of={v2 + 100000}").status == 404  # after the last record
     rows = c.get("/v1/keys/as/history")
     assert rows.status == 200

@@ -48,7 +48,7 @@ from aiohttp import web
 from eventkv.errors import EventKVError
 from eventkv.events import Change, Event, dump_json, event_to_json
 from frontends.http.app import HttpApi
-from frontends.http.resource import _q, _seconds_left
+from frontends.http.resource import _q, _seconds_left, preconditions
 from frontends.http.responses import HttpError, json_response, path_key
 from tools.replay import PointError, Timeline
 
@@ -131,6 +131,7 @@ class TimeTravel:
         if point is None:
             return await self._get_key(request)
         key = path_key(request)
+        preconditions(request)  # checked as without as_of (400 if malformed); a past state has no ETag to match
         if self.api.open_transaction(request) is not None:
             raise HttpError(400, "as_of reads the committed history: it cannot run inside a transaction")
         db = self.api.db_index(request) or 0
