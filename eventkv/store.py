@@ -100,11 +100,6 @@ def gc_paused() -> Iterator[None]:
             gc.enable()
 
 
-def wall_clock_ms() -> int:
-    """Milliseconds since the epoch."""
-    return time.time_ns() // 1_000_000
-
-
 Clock = Callable[[], int]
 Observer = Callable[[int, int, Change, bytes], None]
 
@@ -171,7 +166,8 @@ class Database:
         value = ks._data.get(key)
         if value is not None and ks._expires:
             t = ks._expires.get(key)
-            if t is not None and t * 1_000_000 <= self._store._clock_ns():  # t <= now (ms), without a Python call
+            # t <= _clock(), without a Python call: the wall clock's ns, or the newest record's time
+            if t is not None and (t * 1_000_000 <= self._store._clock_ns() or t <= self._store._floor):
                 s = self._store
                 with s._lock:
                     return self._dbs[self.index].get(key, s._clock())
@@ -267,12 +263,15 @@ class Database:
         db = self.index
         with s._lock:  # Store._commit(now, Put(...)) without making the Put unless someone needs it
             now = s._clock_ns() // 1_000_000  # s._clock(), without a Python call
+            if now < s._floor:
+                now = s._floor
             expire_at = None if ttl_ms is None else now + ttl_ms
             seq = s._last_seq + 1
             line = encode_put(seq, now, key, value, expire_at, db)
             s._log.append(seq, line)  # raises (and nothing is applied) on failure
             s._keyspaces.dbs[db].set(key, value, expire_at)
             s._last_seq = seq
+            s._floor = now
             if s._open_txs or s._observers:
                 s._committed(seq, now, Put(key, value, expire_at, db), line)
         if s._sync_always:
@@ -408,8 +407,8 @@ class Store(Database):
         "_lock",
         "_keyspaces",
         "_log",
-        "_clock",
         "_clock_ns",
+        "_floor",
         "_last_seq",
         "_default_ttl_ms",
         "_sync_always",
@@ -441,9 +440,10 @@ class Store(Database):
         self.config = config
         self._lock = threading.RLock()
         self._log = log
-        self._clock: Clock = clock or wall_clock_ms
-        #: the clock in ns (``_clock()`` is its floor in ms): ``t <= _clock()`` iff ``t * 10**6 <= _clock_ns()``
+        #: the clock in ns: ``t <= now`` in ms iff ``t * 10**6 <= _clock_ns()`` (``_clock()`` is the store's ms)
         self._clock_ns: Clock = time.time_ns if clock is None else (lambda: clock() * 1_000_000)
+        #: the time of the newest record: the store's clock never reads earlier (see ``_clock``)
+        self._floor = 0
         self._last_seq = 0
         self._default_ttl_ms = _ttl_ms(config.default_ttl)
         self._sync_always = config.fsync == "always"
@@ -534,10 +534,12 @@ class Store(Database):
             info = snapshot.load(snap_path, self._keyspaces)
             after = self._snapshot_seq = info.seq
             self.last_save_time = info.ts / 1000
+            self._floor = info.ts
         apply_records = self._keyspaces.apply_records
         try:
             for batch in self._log.recover_batches(after):
                 apply_records(batch)
+                self._floor = max(self._floor, batch[-1].ts)
         except IndexError:
             raise EventKVError(
                 f"the log in {self.config.data_dir} uses more databases than configured "
@@ -626,14 +628,29 @@ class Store(Database):
 
     # ------------------------------------------------------------------ the write path
 
+    def _clock(self) -> int:
+        """The store's time in ms: the wall clock (or the one given), but never before the newest record.
+
+        A wall clock may step back.  Records stay in time order (time points find
+        records by their time), and a key a compaction left out as expired at the
+        newest record's time stays expired here too: otherwise a PERSIST or EXPIRE
+        of it would be acknowledged and then find no key on the next start.
+        """
+        now = self._clock_ns() // 1_000_000
+        floor = self._floor
+        return now if now >= floor else floor
+
     def _commit(self, now: int, change: Change) -> int:
         """Append ``change`` as the next event, then apply it.  Caller holds the lock."""
         self._keyspaces.check(change)  # a change to a database that does not exist is refused, not logged
+        if now < self._floor:  # read before the lock, and another commit came in between
+            now = self._floor
         seq = self._last_seq + 1
         line = encode_event(seq, now, change)
         self._log.append(seq, line)  # raises (and nothing is applied) on failure
         self._keyspaces.apply(change)
         self._last_seq = seq
+        self._floor = now
         self._committed(seq, now, change, line)
         return seq
 
@@ -650,6 +667,7 @@ class Store(Database):
             self._log.append(last, b"".join(lines), len(lines))
             self._keyspaces.dbs[db].set_many(keys, values, [expire_at] * len(lines))
             self._last_seq = last
+            self._floor = now
             if self._open_txs or self._observers:
                 for seq, key, value, line in zip(range(first, last + 1), keys, values, lines, strict=False):
                     self._committed(seq, now, Put(key, value, expire_at, db), line)

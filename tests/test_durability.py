@@ -111,6 +111,26 @@ def test_a_snapshot_holds_each_databases_keys_sorted_in_chunks(tmp_path: Path, m
     assert list(state_out[0].held_keys()) == sorted(keys)  # loaded in order: listing it is a merge, not a sort
 
 
+def test_a_wall_clock_stepping_back_after_a_compaction_loses_no_acknowledged_write(tmp_path: Path) -> None:
+    """The store's time never goes back before its newest record: a key the snapshot left out as expired
+    stays expired, so nothing is acknowledged about it that a restart would not find."""
+    clock = Clock()
+    d = tmp_path / "d"
+    with open_store(d, clock=clock, fsync="always") as s:
+        s.put("k", "precious", ttl=1)  # expires at T0 + 1000
+        clock.now = T0 + 2000
+        s.put("x", "1", ttl=None)
+        s.save()  # as of T0 + 2000: k left out
+        clock.now = T0 + 500  # the wall clock steps back
+        assert s.get("k") is None and s.ttl("k") == -2 and s.persist("k") is False
+        s.put("y", "2", ttl=None)
+        before = state(s)
+    with open_store(d, clock=clock) as s:
+        assert state(s) == before
+    stamps = [load_json(unframe(line))["ts"] for line in (d / "AOF.txt").read_bytes().splitlines()[1:]]
+    assert stamps == [T0 + 2000]  # the record written after the step back keeps time order
+
+
 def test_keys_expired_at_the_snapshot_time_may_be_dropped(tmp_path: Path) -> None:
     clock = Clock()
     d = tmp_path / "d"
