@@ -781,8 +781,20 @@ def test_the_cli_client_one_shot(live: ServerProcess, r: Any) -> None:
 
 def test_the_cli_client_runs_the_repl_over_the_network(live: ServerProcess, r: Any) -> None:
     r.set("c", "hello world")
-    done = eventkv("cli", "-p", str(live.port), input=b"put q 1\nget q\nitems\nexists q\nbatch put x 'a b'; get x\n")
-    assert done.stdout.decode().splitlines() == ["'1'", "[('c', 'hello world'), ('q', '1')]", "1", "[None, 'a b']"]
+    done = eventkv("cli", "-p", str(live.port), input=b"put q 1\nget q\nitems\nexists q\nbatch put x 'a b'; get x\n"
+                   b'batch -c "put y 2 10000; get y"\nmulti\nset z 1\nexec\n')
+    assert done.stdout.decode().splitlines() == ["'1'", "[('c', 'hello world'), ('q', '1')]", "1", "[None, 'a b']",
+                                                 "[None, '2']", "'QUEUED'", "['OK']"]
+
+
+def test_the_cli_client_lets_a_password_be_typed_first(tmp_path: Path) -> None:
+    server = ServerProcess(tmp_path / "data", "--requirepass", "sekret").start()
+    try:
+        done = eventkv("cli", "-p", str(server.port), input=b"get a\nauth sekret\nset a 1\nget a\n")
+        assert done.returncode == 1 and "Traceback" not in done.stderr.decode()  # the first command failed
+        assert done.stdout.decode().splitlines() == ["NOAUTH Authentication required.", "'1'"]
+    finally:
+        server.stop()
 
 
 def test_persistence_through_the_server(tmp_path: Path) -> None:

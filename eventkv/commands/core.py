@@ -154,6 +154,20 @@ class Command:
         self.tx_control = tx_control
         self.raw_tail = raw_tail
 
+    def raw_tail_at(self, args: Sequence[str], first: int = 0) -> int | None:
+        """Where, in ``args``, the rest of the line is taken verbatim (see ``raw_tail``), or None.
+
+        ``first``: the index of the first word the user typed (those before came from an alias).
+        """
+        if self.raw_tail is None:
+            return None
+        j = first
+        if j < len(args) and args[j] in self.raw_tail:
+            j += 1
+        elif j < len(args) and args[j].startswith("-"):
+            return None  # another option: the words as they are
+        return j if len(args) - j > 1 else None
+
     def check_arity(self, args: Sequence[str]) -> None:
         """Raise the Redis-style arity error if ``args`` has the wrong length."""
         n = len(args)

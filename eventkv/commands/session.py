@@ -131,18 +131,11 @@ class Session:
 
     def _execute_tokens(self, text: str, tokens: list[Token], argv: list[str]) -> Any:
         command, args = self.resolve(argv)
-        if command.raw_tail is not None:
-            # Keep the user's quoting in the rest of the line (``batch put a "x y"; get a``):
-            # the words typed after the name -- or after one of the command's raw-tail
-            # options -- verbatim, as one argument, when they are more than one word.
-            first = len(args) - (len(argv) - 1)  # args before this index came from an alias
-            j = first
-            if j < len(args) and args[j] in command.raw_tail:
-                j += 1
-            elif j < len(args) and args[j].startswith("-"):
-                j = len(args)  # another option: the words as they are
-            if len(args) - j > 1:
-                args = args[:j] + [text[tokens[1 + j - first].start:].strip()]
+        # Keep the user's quoting in the rest of the line (``batch put a "x y"; get a``).
+        first = len(args) - (len(argv) - 1)  # args before this index came from an alias
+        j = command.raw_tail_at(args, first)
+        if j is not None:
+            args = args[:j] + [text[tokens[1 + j - first].start:].strip()]
         return self.run(command, args)
 
     def execute(self, argv: Sequence[str]) -> Any:

@@ -6,9 +6,9 @@
   is an error.
 * ``eventkv cli`` -- the REPL of ``frontends.repl`` over the network: the same
   prompt, shell quoting and ``repr`` output as the local REPL (``put a 1`` prints
-  nothing, ``get a`` prints ``'1'``, ``exists a`` prints ``True``), every command of
-  the server (seed and Redis dialects).  With stdin not a terminal it runs one
-  command a line and prints the results only.
+  nothing, ``get a`` prints ``'1'``; a transaction's ``OK`` shows as ``'OK'``), every
+  command of the server (seed and Redis dialects: ``exists`` is Redis's, a count).
+  With stdin not a terminal it runs one command a line and prints the results only.
 
 ``-h HOST -p PORT`` as redis-cli (``--help`` for help), ``-a PASSWORD``, ``-n DB``.
 
@@ -165,23 +165,26 @@ def format_raw(reply: Any) -> bytes:
 # --------------------------------------------------------------------- the REPL over the network
 
 
-def _python(reply: Any, pairs: bool = False) -> Any:
-    """A reply as the value the command layer returned (what the local REPL would print)."""
+def _python(reply: Any, pairs: bool = False, top: bool = True) -> Any:
+    """A reply as the value the command layer returned (what the local REPL would print).
+
+    A bare ``+OK`` prints nothing, as a write does locally; inside an array (EXEC's) it is ``'OK'``.
+    """
     if isinstance(reply, Error):
         return str(reply)
     if isinstance(reply, Verbatim):
         return Lines(str(reply).split("\n"))
     if isinstance(reply, SimpleString):
-        return NO_OUTPUT if reply == "OK" else str(reply)
+        return NO_OUTPUT if reply == "OK" and top else str(reply)
     if isinstance(reply, bytes):
         return reply.decode("utf-8", "surrogateescape")
     if isinstance(reply, list):
-        values = [_python(x) for x in reply]
+        values = [_python(x, top=False) for x in reply]
         return [tuple(v) if pairs and isinstance(v, list) else v for v in values]
     if isinstance(reply, (set, frozenset)):
-        return [_python(x) for x in reply]
+        return [_python(x, top=False) for x in reply]
     if isinstance(reply, dict):
-        return {_python(k): _python(v) for k, v in reply.items()}
+        return {_python(k, top=False): _python(v, top=False) for k, v in reply.items()}
     return reply
 
 
@@ -237,17 +240,17 @@ class RemoteSession:
             return NO_OUTPUT
         words = [t.word for t in tokens]
         command = self.table.get(name)
-        if command is not None and command.raw_tail and len(tokens) > 2:
-            # As the local REPL does: the rest of the line verbatim, so a batch keeps its quoting.
-            j = 1
-            while j < len(tokens) - 1 and tokens[j].word.startswith("-"):
-                j += 1
-            words = words[:j] + [text[tokens[j].start:].strip()]
+        j = command.raw_tail_at(words[1:]) if command is not None else None
+        if j is not None:  # as the local REPL does: the rest of the line verbatim, so a batch keeps its quoting
+            words = words[:j + 1] + [text[tokens[j + 1].start:].strip()]
         try:
             reply = self.connection.call(*words)
         except ConnectionLost as e:
             self.closed = True
             raise CommandError(f"ERR {e}") from None
+        except RecursionError:
+            self.close()  # the rest of that reply is still on the wire
+            raise CommandError(_TOO_DEEP) from None
         if isinstance(reply, Error):
             raise CommandError(str(reply))
         if name == "select":
@@ -286,11 +289,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="a command to run; none: the interactive interface")
 
 
-def _handshake(connection: Connection, password: str | None, db: int, resp3: bool) -> None:
-    """AUTH, protocol version and SELECT; EventKVError with the server's message if one fails."""
+def _handshake(connection: Connection, password: str | None, db: int, resp3: bool, later_auth: bool = False,
+               ) -> None:
+    """AUTH, protocol version and SELECT; EventKVError with the server's message if one fails.
+
+    With ``later_auth`` (the interactive interface), a server that wants a password
+    the user has not given yet is left for them to send ``auth`` to, as redis-cli does.
+    """
     if resp3:
         hello: list[str] = ["HELLO", "3"] + (["AUTH", "default", password] if password else [])
         reply = connection.call(*hello)
+        if isinstance(reply, Error) and reply.startswith("NOAUTH") and not password and later_auth:
+            return
         if isinstance(reply, Error) and not reply.startswith(("NOPROTO", "ERR unknown")):
             raise EventKVError(str(reply))
         if isinstance(reply, Error) and password:
@@ -314,10 +324,15 @@ def run(args: argparse.Namespace) -> int:
         if args.words:
             _handshake(connection, password, args.db, args.resp3)
             return _one_shot(connection, args.words, args.raw)
-        _handshake(connection, password, args.db, resp3=True)
+        _handshake(connection, password, args.db, resp3=True, later_auth=True)
         return _interactive(connection, args.db)
+    except RecursionError:
+        raise EventKVError(_TOO_DEEP) from None
     finally:
         connection.close()
+
+
+_TOO_DEEP = "ERR the server's reply is nested too deeply to show"
 
 
 def _one_shot(connection: Connection, words: Sequence[str], raw: bool | None) -> int:
