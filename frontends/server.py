@@ -232,6 +232,8 @@ async def _serve(store: Store, aliases: AliasBook, config: config_module.Config,
         if http:
             http_server = await _start_http(store, aliases, config, host, settings["http_port"], password,
                                             command_log)
+            if http_server is not None and resp is not None:  # one password: CONFIG SET changes it for both
+                state.password_followers.append(http_server.api.set_token)
             if http_server is None and resp is None:
                 raise EventKVError("the HTTP API is not part of this build, and --no-resp leaves nothing to serve")
         await stop.wait()

@@ -679,6 +679,12 @@ def test_a_value_written_over_http_is_read_over_resp_and_back(tmp_path: Path) ->
         assert c.put("/v1/keys/shared", {"value": "x"}, headers={"If-Match": version}).status == 412
         r.set("other", "1")
         assert c.post("/get", {"command": "other"}).body["data"] == "1"
+        # one password for both: CONFIG SET changes it for HTTP too, either way
+        r.config_set("requirepass", "pw")
+        assert c.get("/v1/keys/other").status == 401 and s.client(token="pw").get("/v1/keys/other").status == 200
+        r.execute_command("AUTH", "pw")
+        r.config_set("requirepass", "")
+        assert c.get("/v1/keys/other").status == 200
         r.close()
     finally:
         s.stop()

@@ -521,6 +521,7 @@ def test_config_set_refuses_limits_that_would_lock_every_client_out(session: Red
         assert message.startswith(f"ERR CONFIG SET failed (possibly related to argument '{name}') - ") and \
             why in message, (name, value, message)
     assert error(session, "CONFIG", "SET", "maxclients", "10", "maxclients", "20").endswith("duplicate parameter")
+    assert "between 0 and 9223372036854775807" in error(session, "CONFIG", "SET", "slowlog-max-len", "1" + "0" * 20)
     assert {n: run(session, "CONFIG", "GET", n)[n] for n in before} == before  # nothing half-set
     assert run(session, "CONFIG", "SET", "client-query-buffer-limit", "2mb", "maxclients", "50") is NO_OUTPUT
     assert session.server.client_query_buffer_limit == 2 * 1024 * 1024 and session.server.maxclients == 50

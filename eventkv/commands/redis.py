@@ -161,6 +161,8 @@ class ServerState:
         self.host = host
         self.port = port
         self.requirepass: bytes | None = None
+        #: told the new password (None: none) when CONFIG SET changes it: the HTTP API sharing it
+        self.password_followers: list[Callable[[str | None], None]] = []
         self.set_password(requirepass)
         self.maxclients = maxclients
         self.proto_max_bulk_len = proto_max_bulk_len
@@ -184,6 +186,8 @@ class ServerState:
 
     def set_password(self, password: str | None) -> None:
         self.requirepass = password.encode("utf-8", "surrogateescape") if password else None
+        for follow in self.password_followers:
+            follow(password or None)
 
     def new_client_id(self) -> int:
         self._next_client_id += 1
@@ -1274,9 +1278,9 @@ def _config(session: Session, args: list[str]) -> Any:
                                    f"can't set immutable config")
             if name.startswith("slowlog-"):
                 low = -1 if name == "slowlog-log-slower-than" else 0
-                if not value.lstrip("-").isdigit() or int(value) < low:
+                if not re.fullmatch(r"-?[0-9]+", value) or not low <= int(value) <= _LONG_MAX:
                     raise CommandError(f"ERR CONFIG SET failed (possibly related to argument '{name}') - "
-                                       f"argument must be an integer >= {low}")
+                                       f"argument must be between {low} and {_LONG_MAX} inclusive")
             elif name != "requirepass":
                 _check_limit(name, value)
             changes.append((name, value))
@@ -1303,8 +1307,11 @@ _LIMIT_MIN = {"maxclients": 1, "proto-max-bulk-len": 1 << 20, "client-query-buff
               "max-args": 1024}
 
 
+_LONG_MAX = (1 << 63) - 1
+
+
 def _check_limit(name: str, value: str) -> None:
-    low, high = _LIMIT_MIN[name], (1 << 63) - 1
+    low, high = _LIMIT_MIN[name], _LONG_MAX
     failed = f"ERR CONFIG SET failed (possibly related to argument '{name}') - "
     try:
         if name in ("maxclients", "max-args") and not re.fullmatch(r"-?[0-9]+", value):

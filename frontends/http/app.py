@@ -23,7 +23,7 @@ import asyncio
 import hmac
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from aiohttp import web
@@ -76,6 +76,11 @@ class HttpApi:
         self._sync_always = store.config.fsync == "always"
 
     # ------------------------------------------------------------------ sessions and databases
+
+    def set_token(self, token: str | None) -> None:
+        """A new bearer token (None: no auth) for the requests from now on: ``eventkv serve`` shares the
+        RESP password, which CONFIG SET may change."""
+        self.settings = replace(self.settings, token=token or None)
 
     def session(self, db: int = 0) -> Session:
         """A fresh command session on database ``db`` (one per request, or per open transaction)."""
@@ -166,10 +171,9 @@ class HttpApi:
         return guarded
 
     def _answered(self, handler: Handler, public: bool) -> Handler:
-        token = None if public else self.settings.token
-
         async def guarded(request: web.Request) -> web.StreamResponse:
             try:
+                token = None if public else self.settings.token  # read each time: see set_token
                 if token is not None:
                     self._authenticate(request, token)
                 return await handler(request)
