@@ -153,12 +153,15 @@ def parse_file(path: str, also: Collection[str] = ()) -> dict[str, str]:
             lines = f.read().splitlines()
     except OSError as e:
         raise ConfigError(f"cannot read config file {path}: {e.strerror}") from None
+    except UnicodeDecodeError as e:
+        where = e.object[:e.start].count(b"\n") + 1
+        raise ConfigError(f"{path}, line {where}: not UTF-8 text (byte {e.object[e.start]:#04x})") from None
     out: dict[str, str] = {}
     for number, raw in enumerate(lines, 1):
         line = raw.strip()
         if not line or line.startswith("#"):
             continue
-        name, _, value = line.partition(" ")
+        name, value = (line.split(None, 1) + [""])[:2]  # any white space between them, as redis.conf
         value = value.strip()
         if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
             value = value[1:-1]

@@ -20,6 +20,8 @@ from typing import Any, TextIO
 
 import structlog
 
+from eventkv.errors import ConfigError
+
 _LEVELS = {
     "debug": std_logging.DEBUG,
     "info": std_logging.INFO,
@@ -70,7 +72,10 @@ class CommandLog:
 
     def __init__(self, path: str) -> None:
         self._queue: queue.SimpleQueue[tuple[float, str, float, str] | None] = queue.SimpleQueue()
-        self._file = open(path, "a", encoding="utf-8", errors="backslashreplace")  # noqa: SIM115 - closed in close()
+        try:
+            self._file = open(path, "a", encoding="utf-8", errors="backslashreplace")  # noqa: SIM115 - in close()
+        except OSError as e:
+            raise ConfigError(f"cannot open the command log {path}: {e.strerror or e}") from None
         self._thread = threading.Thread(target=self._run, name="eventkv-command-log", daemon=True)
         self._thread.start()
 

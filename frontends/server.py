@@ -166,8 +166,10 @@ def run(args: argparse.Namespace) -> int:
         print("eventkv: nothing to serve (--no-resp and --no-http)", file=sys.stderr)
         return 2
     host = settings["bind"]
-    sock = None if args.no_resp else _listen(host, settings["port"])
+    command_log = eventkv_logging.CommandLog(config.command_log) if config.command_log else None  # first: a bad
+    sock = None  # path is then refused before a port or the store is taken
     try:
+        sock = None if args.no_resp else _listen(host, settings["port"])
         try:
             store = Store.open(config=config)
         except OSError as e:
@@ -175,8 +177,9 @@ def run(args: argparse.Namespace) -> int:
     except BaseException:
         if sock is not None:
             sock.close()
+        if command_log is not None:
+            command_log.close()
         raise
-    command_log = eventkv_logging.CommandLog(config.command_log) if config.command_log else None
     try:
         aliases = AliasBook.load(os.path.join(config.data_dir, ALIAS_FILE))
         main = _serve(store, aliases, config, settings, sock, http=not args.no_http, command_log=command_log)

@@ -127,6 +127,22 @@ def test_a_bad_value_in_a_file_is_refused(tmp_path: Path) -> None:
         load(write(tmp_path, "databases -3\n"), env={})
 
 
+def test_tabs_separate_as_spaces_and_text_that_is_not_utf8_is_a_clear_error(tmp_path: Path) -> None:
+    assert parse_file(write(tmp_path, "appendfsync\tno\nexpiry-slice \t 5\n")) == {"appendfsync": "no",
+                                                                                  "expiry-slice": "5"}
+    latin1 = tmp_path / "latin1.conf"
+    latin1.write_bytes(b"appendfsync no\ndir /srv/caf\xe9\n")
+    with pytest.raises(ConfigError, match=r"latin1\.conf, line 2: not UTF-8 text \(byte 0xe9\)"):
+        parse_file(str(latin1))
+
+
+def test_a_command_log_that_cannot_be_opened_is_a_clear_error(tmp_path: Path) -> None:
+    from eventkv.logging import CommandLog
+
+    with pytest.raises(ConfigError, match="cannot open the command log"):
+        CommandLog(str(tmp_path / "no" / "such" / "dir.log"))
+
+
 def test_a_missing_config_file_is_a_clear_error(tmp_path: Path) -> None:
     missing = str(tmp_path / "nope.conf")
     with pytest.raises(ConfigError) as info:
