@@ -133,6 +133,7 @@ def test_info_has_redis_fields_that_move_as_they_should(resp_server) -> None:
     assert info["keyspace_hits"] == before.get("keyspace_hits", 0) + 1
     assert info["keyspace_misses"] == before.get("keyspace_misses", 0) + 1
     assert isinstance(info["used_memory"], int) and info["used_memory"] > 0 and info["maxmemory"] == 0
+    assert info["used_memory_peak"] >= info["used_memory"]
     assert info["db0"] == {"keys": 1, "expires": 0, "avg_ttl": 0}
     assert info["events_total"] == info["last_seq"] == 1 and info["rdb_changes_since_last_save"] == 1
 

@@ -1108,6 +1108,7 @@ def _info_sections(s: RedisSession) -> dict[str, list[str]]:
     uptime = int(time.time() - server.started)
     usage = resource.getrusage(resource.RUSAGE_SELF)
     rss_kb = usage.ru_maxrss if sys.platform != "darwin" else usage.ru_maxrss // 1024
+    peak = max(rss_kb * 1024, rss)  # two sources (getrusage, /proc) rounded apart: the peak is never below now
     uname = os.uname()
     return {
         "server": [
@@ -1123,7 +1124,7 @@ def _info_sections(s: RedisSession) -> dict[str, list[str]]:
         # used_memory is the process's resident set size (from /proc), not an allocator count:
         # what the operating system charges the server, keys and interpreter together.
         "memory": [f"used_memory:{rss}", f"used_memory_human:{_human(rss)}", f"used_memory_rss:{rss}",
-                   f"used_memory_peak:{rss_kb * 1024}", f"used_memory_peak_human:{_human(rss_kb * 1024)}",
+                   f"used_memory_peak:{peak}", f"used_memory_peak_human:{_human(peak)}",
                    "maxmemory:0", "maxmemory_human:0B", "maxmemory_policy:noeviction",
                    "eventkv_used_memory_source:rss"],
         "persistence": [
