@@ -63,7 +63,10 @@ connections): ``proto_max_bulk_len`` (512 MB), ``client_query_buffer_limit`` (1 
 with a protocol error and a closed connection; ``maxclients`` (10,000): a client
 beyond it gets ``-ERR max number of clients reached`` and is disconnected.  A client
 that does not read its replies makes the transport pause reading from it (flow
-control), so its replies cannot grow the server's memory without bound.
+control): no further request of it is read until its replies drain.  The replies to
+the requests of one read are still made whole, so a pipeline of large GETs sent in
+one read is held in memory once -- as in Redis, whose normal clients have no output
+buffer limit by default.
 """
 
 from __future__ import annotations
