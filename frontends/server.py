@@ -159,6 +159,35 @@ def _listen(host: str, port: int) -> socket.socket:
     return sock
 
 
+#: file descriptors the process needs besides its clients (the log, the listening sockets, the store's files)
+_RESERVED_FDS = 32
+
+
+def fit_maxclients(wanted: int) -> int:
+    """``wanted``, if the process may open that many connections; else as many as it may, with a warning.
+
+    As Redis: the soft limit on open files is raised towards the hard one first.
+    A client past the limit would otherwise be dropped without an answer.
+    """
+    try:
+        import resource
+    except ImportError:  # not on this platform: nothing to check
+        return wanted
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    need = wanted + _RESERVED_FDS
+    if soft != resource.RLIM_INFINITY and soft < need:
+        target = need if hard == resource.RLIM_INFINITY else min(need, hard)
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+            soft = target
+        if soft < need:
+            fitted = max(1, soft - _RESERVED_FDS)
+            log.warning("maxclients lowered to fit the limit on open files", wanted=wanted, maxclients=fitted,
+                        open_files_limit=soft)
+            return fitted
+    return wanted
+
+
 def run(args: argparse.Namespace) -> int:
     config, settings = settings_from(args)
     eventkv_logging.configure(config.log_level)
@@ -226,7 +255,8 @@ async def _serve(store: Store, aliases: AliasBook, config: config_module.Config,
         if sock is not None:
             port = sock.getsockname()[1]
             state = ServerState(store, host=host, port=port, requirepass=password,
-                                maxclients=settings["maxclients"], proto_max_bulk_len=settings["proto_max_bulk_len"],
+                                maxclients=fit_maxclients(settings["maxclients"]),
+                                proto_max_bulk_len=settings["proto_max_bulk_len"],
                                 client_query_buffer_limit=settings["client_query_buffer_limit"],
                                 max_args=settings["max_args"], config_file="")
             resp = RespServer(store, aliases, state, command_log=command_log)

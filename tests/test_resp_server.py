@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import os
 import socket
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,7 +22,7 @@ import pytest
 from conftest import FakeClock
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from resp_helpers import ServerProcess, eventkv, free_port
+from resp_helpers import ROOT, ServerProcess, environment, eventkv, free_port
 
 from eventkv import Store
 from eventkv.commands import NO_OUTPUT, AliasBook, CommandError
@@ -1017,3 +1019,27 @@ def test_keys_patterns_never_fail(session: RedisSession) -> None:
         assert sorted(run(session, "KEYS", pattern)) == expected, pattern
         cursor, found = run(session, "SCAN", "0", "MATCH", pattern, "COUNT", "100")
         assert cursor == "0" and sorted(found) == expected, pattern
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="file-descriptor limits as on Linux")
+def test_maxclients_fits_the_limit_on_open_files() -> None:
+    """As Redis: the soft limit is raised towards the hard one; past the hard one, maxclients is lowered
+    (a client beyond the open-files limit would be dropped without an answer)."""
+    import resource
+
+    code = ("import resource; from frontends.server import fit_maxclients; "
+            "print(fit_maxclients(10000), resource.getrlimit(resource.RLIMIT_NOFILE)[0])")
+
+    def limited(soft: int, hard: int) -> str:
+        def preexec() -> None:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+        done = subprocess.run([sys.executable, "-c", code], env=environment(), cwd=ROOT, capture_output=True,
+                              text=True, timeout=60, preexec_fn=preexec)
+        assert done.returncode == 0, done.stderr
+        return done.stdout.strip()
+
+    assert limited(200, 200) == "168 200"  # lowered: 32 descriptors kept for the log, sockets and files
+    _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or hard >= 10_032:
+        assert limited(200, hard) == "10000 10032"  # the soft limit raised to fit
