@@ -180,13 +180,14 @@ def from_env(env: Mapping[str, str]) -> dict[str, str]:
 
 def load(file: str | None = None, env: Mapping[str, str] | None = None, **overrides: Any) -> Config:
     """Defaults <- ``file`` <- environment <- ``overrides`` (later wins); every value checked."""
-    layers: list[Mapping[str, Any]] = []
-    if file is not None:
-        layers.append(parse_file(file))
-    layers.append(from_env(os.environ if env is None else env))
-    layers.append({k: v for k, v in overrides.items() if v is not _UNSET})
     config = Config()
-    for layer in layers:
+    if file is not None:
+        try:  # a bad value from the file names the file
+            config = replace(config, **checked(parse_file(file)))
+        except ConfigError as e:
+            raise ConfigError(str(e) if str(e).startswith(file) else f"{file}: {e}") from None
+    given = {k: v for k, v in overrides.items() if v is not _UNSET}
+    for layer in (from_env(os.environ if env is None else env), given):
         config = replace(config, **checked(layer))
     return config
 

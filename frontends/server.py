@@ -129,7 +129,11 @@ def settings_from(args: argparse.Namespace) -> tuple[config_module.Config, dict[
     file_store, file_server = _read_config_file(args.config) if args.config else ({}, {})
     options = {name: value for name, value in (("data_dir", args.data_dir), ("fsync", args.fsync),
                                                  ("default_ttl", args.default_ttl)) if value is not None}
-    config = config_module.load(None, env={}, **file_store)
+    try:  # a bad value from the file names the file
+        config = config_module.load(None, env={}, **file_store)
+        file_server = {name: SERVER_SETTINGS[name](value) for name, value in file_server.items()}
+    except ConfigError as e:
+        raise ConfigError(f"{args.config}: {e}") from None
     config = dataclasses.replace(config, **config_module.checked({**config_module.from_env(os.environ), **options}))
     server: dict[str, Any] = dict(_DEFAULTS)
     env = {name: os.environ[f"EVENTKV_{name.upper()}"] for name in SERVER_SETTINGS

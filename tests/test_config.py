@@ -122,9 +122,11 @@ def test_an_unknown_setting_is_refused_everywhere(tmp_path: Path) -> None:
         Store.open(tmp_path / "d", background=False, colour="blue")
 
 
-def test_a_bad_value_in_a_file_is_refused(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="databases"):
-        load(write(tmp_path, "databases -3\n"), env={})
+def test_a_bad_value_in_a_file_is_refused_naming_the_file(tmp_path: Path) -> None:
+    conf = write(tmp_path, "databases -3\n")
+    with pytest.raises(ConfigError, match="databases") as info:
+        load(conf, env={})
+    assert str(info.value).startswith(f"{conf}: ")
 
 
 def test_tabs_separate_as_spaces_and_text_that_is_not_utf8_is_a_clear_error(tmp_path: Path) -> None:

@@ -844,6 +844,16 @@ def test_auth_over_the_network(tmp_path: Path) -> None:
                                                      b"disabled.\r\n"
 
 
+def test_a_bad_value_in_the_config_file_names_the_file(tmp_path: Path) -> None:
+    for text in ("maxclients 0\n", "hz lots\n"):  # a server setting, a store setting
+        config = tmp_path / "eventkv.conf"
+        config.write_text(text)
+        done = eventkv("serve", "--port", "0", "--no-http", "--config", str(config), "--data-dir",
+                       str(tmp_path / "data"))
+        err = done.stderr.decode()
+        assert done.returncode == 1 and f"{config}: " in err and "Traceback" not in err, err
+
+
 def test_limits(tmp_path: Path) -> None:
     config = tmp_path / "eventkv.conf"  # server settings and store settings in one file, as redis.conf
     config.write_text("# limits\nproto-max-bulk-len 100\nmaxclients 3\nmax-args 4\nhz 20\n")
