@@ -336,6 +336,7 @@ _QUEUED_DESPITE_NO_BATCH = frozenset({"select", "bgsave"})
 # --------------------------------------------------------------------- argument parsing
 
 _INTEGER = re.compile(r"-?[1-9][0-9]*|0")
+_DIGITS = re.compile(r"-?[0-9]+")  # as strtoll/strtoull read (leading zeros allowed): SCAN cursors, CONFIG SET
 
 
 def integer(text: str, error: str = NOT_INTEGER) -> int:
@@ -725,7 +726,7 @@ def _scan(session: Session, args: list[str]) -> Any:
     keeps SCAN's promise: every key present throughout is returned at least once.
     """
     server: ServerState = _rs(session).server
-    if not re.fullmatch(r"-?[0-9]+", args[0]) or not -(1 << 63) <= int(args[0]) < 1 << 64:
+    if not _DIGITS.fullmatch(args[0]) or not _LLONG_MIN <= int(args[0]) < 1 << 64:
         raise CommandError("ERR invalid cursor")
     cursor = int(args[0])
     count = 10
@@ -1279,9 +1280,9 @@ def _config(session: Session, args: list[str]) -> Any:
                                    f"can't set immutable config")
             if name.startswith("slowlog-"):
                 low = -1 if name == "slowlog-log-slower-than" else 0
-                if not re.fullmatch(r"-?[0-9]+", value) or not low <= int(value) <= _LONG_MAX:
+                if not _DIGITS.fullmatch(value) or not low <= int(value) <= _LLONG_MAX:
                     raise CommandError(f"ERR CONFIG SET failed (possibly related to argument '{name}') - "
-                                       f"argument must be between {low} and {_LONG_MAX} inclusive")
+                                       f"argument must be between {low} and {_LLONG_MAX} inclusive")
             elif name != "requirepass":
                 _check_limit(name, value)
             changes.append((name, value))
@@ -1308,14 +1309,11 @@ _LIMIT_MIN = {"maxclients": 1, "proto-max-bulk-len": 1 << 20, "client-query-buff
               "max-args": 1024}
 
 
-_LONG_MAX = (1 << 63) - 1
-
-
 def _check_limit(name: str, value: str) -> None:
-    low, high = _LIMIT_MIN[name], _LONG_MAX
+    low, high = _LIMIT_MIN[name], _LLONG_MAX
     failed = f"ERR CONFIG SET failed (possibly related to argument '{name}') - "
     try:
-        if name in ("maxclients", "max-args") and not re.fullmatch(r"-?[0-9]+", value):
+        if name in ("maxclients", "max-args") and not _DIGITS.fullmatch(value):
             raise ValueError(value)
         n = memory_size(value.lstrip("-")) * (-1 if value.startswith("-") else 1)
     except ValueError:
