@@ -724,6 +724,15 @@ def test_damage_inside_the_active_log_refuses_the_latest_state_rather_than_answe
     assert tree(damaged) == source
 
 
+def test_an_active_log_holding_only_a_torn_header_still_answers_the_latest_state(
+        damaged: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A store cuts such a header on open and goes on from the sealed records: so does time travel."""
+    aof = damaged / "AOF.txt"
+    aof.write_bytes(aof.read_bytes()[:20])
+    code, out, err = replay(capsys, "--data-dir", str(damaged), "get", "s0", "--at", "latest")
+    assert code == 0 and "'v'" in out, err
+
+
 def test_repair_cuts_a_torn_tail_in_a_copy_and_says_what_it_cut(damaged: Path, capsys: pytest.CaptureFixture[str],
                                                                 tmp_path: Path) -> None:
     aof = damaged / "AOF.txt"

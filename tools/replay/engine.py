@@ -487,6 +487,8 @@ class Timeline:
         if active is not None and active.damage is not None:
             return (f"{active.path} is damaged after record {active.last} ({active.damage.problem}), with "
                     f"{len(active.damage.records_after)} valid records after the damage")
+        if cat.active_damage is not None and cat.active_damage.tail:
+            return None  # a header torn as the file was made, nothing after it: a store starts it anew
         for path, problem in cat.unreadable:
             if os.path.basename(path) == files.LOG_NAME:
                 return f"{path} cannot be read ({problem})"

@@ -117,6 +117,8 @@ class Catalog:
     unreadable: list[tuple[str, str]]
     #: other files worth a mention (kept damaged tails, leftovers of interrupted writes)
     others: list[str]
+    #: why ``AOF.txt``'s header cannot be read (it is then among ``unreadable``), if that is why
+    active_damage: SegmentDamage | None = None
 
     @property
     def last_seq(self) -> int:
@@ -191,12 +193,14 @@ def scan(data_dir: str) -> Catalog:
     segments = [SegmentFile(s.first, s.last, s.path) for s in sealed_segments(archive) + sealed_segments(data_dir)]
     segments.sort(key=lambda s: (s.first, s.path))
     active_path = os.path.join(data_dir, LOG_NAME)
+    active_damage = None
     if os.path.exists(active_path):
         try:
             segments.append(_active_segment(active_path))
         except (SegmentDamage, OSError) as e:
             unreadable.append((active_path, str(e)))
-    return Catalog(data_dir, snapshots, segments, unreadable, others)
+            active_damage = e if isinstance(e, SegmentDamage) else None
+    return Catalog(data_dir, snapshots, segments, unreadable, others, active_damage)
 
 
 def _active_segment(path: str, full: bool = False) -> SegmentFile:
