@@ -27,6 +27,7 @@ import dataclasses
 import errno
 import importlib
 import os
+import resource
 import signal
 import socket
 import sys
@@ -173,10 +174,6 @@ def fit_maxclients(wanted: int) -> int:
     As Redis: the soft limit on open files is raised towards the hard one first.
     A client past the limit would otherwise be dropped without an answer.
     """
-    try:
-        import resource
-    except ImportError:  # not on this platform: nothing to check
-        return wanted
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     need = wanted + _RESERVED_FDS
     if soft != resource.RLIM_INFINITY and soft < need:
@@ -199,8 +196,9 @@ def run(args: argparse.Namespace) -> int:
         print("eventkv: nothing to serve (--no-resp and --no-http)", file=sys.stderr)
         return 2
     host = settings["bind"]
-    command_log = eventkv_logging.CommandLog(config.command_log) if config.command_log else None  # first: a bad
-    sock = None  # path is then refused before a port or the store is taken
+    # The command log first: a path that cannot be opened is refused before a port or the store is taken.
+    command_log = eventkv_logging.CommandLog(config.command_log) if config.command_log else None
+    sock = None
     try:
         sock = None if args.no_resp else _listen(host, settings["port"])
         try:
