@@ -20,7 +20,9 @@ def wait_ready(port: int, proc: subprocess.Popen[bytes], timeout: float = 30) ->
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise RuntimeError(f"the server exited with status {proc.returncode}")
+            said = proc.stderr.read().decode(errors="replace").strip() if proc.stderr is not None else ""
+            raise RuntimeError(f"{' '.join(map(str, proc.args))} exited with status {proc.returncode}"
+                               + (f": {said}" if said else ""))
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=1) as s:
                 s.sendall(b"*1\r\n$4\r\nPING\r\n")
