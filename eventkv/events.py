@@ -23,7 +23,18 @@ Line format (one event a line, readable by a person, checksummed)::
 The first 8 characters are the CRC32 (hex) of the JSON text after the space.  The
 first line of a log segment is a header in the same form::
 
-    9a0b1c2d {"format":"eventkv-aof","version":1,"first_seq":1}
+    9a0b1c2d {"format":"eventkv-aof","version":2,"first_seq":1}
+
+Binary values (version 2): a put whose value holds undecodable bytes, or a long
+value that JSON's escapes would make more than half again as long as its bytes
+(control characters, NULs), is written with ``"value64"``, the base64 of the
+value's bytes, instead of ``"value"``::
+
+    5e6f7a8b {"seq":8,"ts":1764254400124,"op":"put","key":"img","value64":"iVBORw0KGgo="}
+
+so a binary value costs 4/3 of its size in the log, not up to 6 times (``\u0000``,
+``\udcff``), and a feed's JSON reader gets its bytes back without lone surrogates.
+Version 1 files (no ``value64``) are read as before.
 
 This is the only parser of log lines in the project: the store, the compactor and
 the replay tool all read through ``decode_line``.
@@ -31,12 +42,15 @@ the replay tool all read through ``decode_line``.
 
 from __future__ import annotations
 
+import binascii
 import json
 import re
 import sys
 from array import array
-from binascii import hexlify
+from base64 import b64decode
+from binascii import b2a_base64, hexlify
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import suppress
 from itertools import compress, repeat
 from operator import is_, is_not, itemgetter
 from typing import Any, NamedTuple, overload
@@ -50,7 +64,10 @@ FORMAT = "eventkv-aof"
 _SURROGATE_PAIR = re.compile("[\ud800-\udbff][\udc00-\udfff]")  # in a str: a pair JSON would join
 #: the surrogates that stand for no byte (surrogateescape writes \udc80-\udcff as the bytes 0x80-0xff)
 _UNREADABLE = re.compile("[\ud800-\udc7f]")
-VERSION = 1
+VERSION = 2  # 2: "value64" (binary values in base64)
+READS = (1, 2)  # the versions this build reads
+#: values at least this long go to base64 if JSON would make them more than 1.5 times their bytes
+_BASE64_MIN = 64  # encode_put's first test assumes it
 
 
 class Put(NamedTuple):
@@ -127,7 +144,12 @@ def _change_dict(change: Change) -> dict[str, Any]:
     """The JSON object of one change (without seq and ts)."""
     d: dict[str, Any]
     if isinstance(change, Put):
-        d = {"op": "put", "key": change.key, "value": change.value}
+        d = {"op": "put", "key": change.key}
+        encoded = value_base64(change.value)
+        if encoded is None:
+            d["value"] = change.value
+        else:
+            d["value64"] = encoded.decode("ascii")
         if change.expire_at is not None:
             d["exp"] = change.expire_at
     elif isinstance(change, Delete):
@@ -199,6 +221,42 @@ def _check_puts(change: Change) -> None:
             _check_puts(inner)
 
 
+def value_base64(value: str, text: bytes | None = None) -> bytes | None:
+    """The base64 of ``value``'s bytes if a put writes it so (``"value64"``), else None.
+
+    Base64 when the value holds undecodable bytes (``\\udc80``-``\\udcff``), or when it
+    is long and its JSON -- ``text``, if the caller has made it -- would be more than
+    1.5 times its bytes.  None for a value holding a surrogate that stands for no
+    byte: ``check_text`` refuses it.
+    """
+    if len(value) < _BASE64_MIN and value.isascii():  # O(1): short text, the common case
+        return None
+    if text is None:
+        try:
+            text = orjson.dumps(value)
+        except TypeError:  # lone surrogates: undecodable bytes, or a surrogate check_text refuses
+            try:
+                return b2a_base64(value.encode("utf-8", "surrogateescape"), newline=False)
+            except UnicodeEncodeError:
+                return None
+    if len(value) < _BASE64_MIN or len(text) <= len(value) * 3 // 2 + 2:
+        return None  # short, or few escapes (a value's bytes are at least its length)
+    raw = value.encode("utf-8")  # orjson took it: no lone surrogates
+    if len(text) <= len(raw) * 3 // 2 + 2:
+        return None  # non-ASCII text: its JSON is its bytes
+    return b2a_base64(raw, newline=False)
+
+
+def from_base64(text: Any) -> str:
+    """The value held in base64 by a ``"value64"`` field (CodecError if it is not base64)."""
+    if type(text) is not str:
+        raise CodecError("field 'value64' must be a string")
+    try:
+        return b64decode(text, validate=True).decode("utf-8", "surrogateescape")
+    except (binascii.Error, ValueError) as e:
+        raise CodecError(f"field 'value64' is not base64: {e}") from None
+
+
 def frame_line(body: bytes) -> bytes:
     """``<crc32 hex> <body>\\n``: the framing of every line of the log and the snapshot.
 
@@ -215,6 +273,11 @@ def encode_event(seq: int, ts: int, change: Change) -> bytes:
     """
     if isinstance(change, Put):
         return encode_put(seq, ts, change.key, change.value, change.expire_at, change.db)
+    return _encode_object(seq, ts, change)
+
+
+def _encode_object(seq: int, ts: int, change: Change) -> bytes:
+    """``encode_event`` through the change's JSON object (``_change_dict``)."""
     d: dict[str, Any] = {"seq": seq, "ts": ts}
     d.update(_change_dict(change))
     try:
@@ -228,14 +291,24 @@ def encode_put(seq: int, ts: int, key: str, value: str, expire_at: int | None, d
     """``encode_event`` of a ``Put``, without making the ``Put``: the write path's hot spot.
 
     The line is formatted around the two strings' JSON (no dict is built), the same
-    bytes ``dump_json`` writes for the event's object.
+    bytes ``dump_json`` writes for the event's object.  A value ``value_base64``
+    takes is written as ``"value64"``; one holding undecodable bytes goes through
+    the object (``_change_dict``).
     """
     try:
         k, v = orjson.dumps(key), orjson.dumps(value)
-    except TypeError:  # surrogates: refused unless they stand for bytes, then dump_json's escapes
+    except TypeError:  # surrogates: refused unless they stand for bytes
         check_text("key", key)
         check_text("value", value)
-        k, v = dump_json(key), dump_json(value)
+        return _encode_object(seq, ts, Put(key, value, expire_at, db))
+    # Escapes or non-ASCII text in a long value (98 = 1.5 * _BASE64_MIN + 2: one test for short values)
+    if len(v) > 98 and len(v) > len(value) * 3 // 2 + 2 and len(value) >= _BASE64_MIN:
+        encoded = value_base64(value, v)
+        if encoded is not None:
+            del v  # it may be large: six bytes a NUL
+            body = b'{"seq":%d,"ts":%d,"op":"put","key":%b,"value64":"%b"' % (seq, ts, k, encoded)
+            return frame_line(b"".join((body, b"" if expire_at is None else b',"exp":%d' % expire_at,
+                                        b',"db":%d' % db if db else b"", b"}")))
     if db:
         if expire_at is None:
             body = b'{"seq":%d,"ts":%d,"op":"put","key":%b,"value":%b,"db":%d}' % (seq, ts, k, v, db)
@@ -332,6 +405,8 @@ _DICT = {dict}
 def _checked_change(d: dict[str, Any]) -> Change:
     op = d.get("op")
     if op == "put":
+        if "value64" in d and "value" not in d:
+            return Put(_str(d, "key"), from_base64(d["value64"]), _opt_int(d, "exp"), _db(d))
         return Put(_str(d, "key"), _str(d, "value"), _opt_int(d, "exp"), _db(d))
     if op == "del":
         return Delete(_str(d, "key"), _db(d))
@@ -425,11 +500,12 @@ def _columns(objects: list[Any]) -> Columns | None:
         return None
     all_puts = ops.count("put") == n
     kinds: list[Any] = [Put] * n if all_puts else list(map(_KINDS.get, ops))
+    columns = None
     if all_puts:  # the common case: one pass takes the four fields every put has, zip(*) makes the columns
-        try:
-            seqs, stamps, keys, values = map(list, zip(*map(_PUT_FIELDS, objects), strict=True))
-        except KeyError:  # a put without one of them: damaged
-            return None
+        with suppress(KeyError):  # a put without one of them: a value in base64 (or damage)
+            columns = list(map(list, zip(*map(_PUT_FIELDS, objects), strict=True)))
+    if columns is not None:
+        seqs, stamps, keys, values = columns
         bare = set(map(len, objects)) == {5}  # only those and "op": no expiry, no database
     else:
         seqs = list(map(get, objects, repeat("seq")))
@@ -444,10 +520,11 @@ def _columns(objects: list[Any]) -> Columns | None:
         # The cheapest check that every one is a str: join raises TypeError if not.
         if all_puts:
             "".join(keys)
-            "".join(values)
         else:
             "".join(compress(keys, map(is_not, kinds, repeat(None))))
-            "".join(compress(values, map(is_, kinds, repeat(Put))))
+        if not _put_values_are_text(kinds, values, all_puts) and not (
+                _from_base64_column(objects, kinds, values) and _put_values_are_text(kinds, values, all_puts)):
+            return None
     except TypeError:
         return None
     if (set(map(type, seqs)) != _INT or set(map(type, stamps)) != _INT
@@ -462,6 +539,28 @@ def _columns(objects: list[Any]) -> Columns | None:
             change = _change(objects[i])
             kinds[i], values[i] = type(change), change
     return Columns(seqs[0], stamps, kinds, keys, values, expiries, dbs, all_puts)
+
+
+def _put_values_are_text(kinds: list[Any], values: list[Any], all_puts: bool) -> bool:
+    """True if every put's value is a str (in C: join raises TypeError if one is not)."""
+    try:
+        "".join(values if all_puts else compress(values, map(is_, kinds, repeat(Put))))
+    except TypeError:
+        return False
+    return True
+
+
+def _from_base64_column(objects: list[Any], kinds: list[Any], values: list[Any]) -> bool:
+    """Fill in the values of the puts written with ``"value64"``; False if a record is damaged."""
+    for i in [i for i, value in enumerate(values) if value is None and kinds[i] is Put]:
+        d = objects[i]
+        if "value" in d or "value64" not in d:
+            return False
+        try:
+            values[i] = from_base64(d["value64"])
+        except CodecError:
+            return False
+    return True
 
 
 _PUT_FIELDS = itemgetter("seq", "ts", "key", "value")
@@ -570,8 +669,9 @@ def decode_header(line: bytes) -> int:
     d = load_json(unframe(line))
     if type(d) is not dict or d.get("format") != FORMAT:
         raise CodecError("not an eventkv log header")
-    if d.get("version") != VERSION:
-        raise CodecError(f"unsupported log format version {d.get('version')!r} (this build reads {VERSION})")
+    if d.get("version") not in READS:
+        raise CodecError(f"unsupported log format version {d.get('version')!r} (this build reads "
+                         f"{', '.join(map(str, READS))})")
     first = d.get("first_seq")
     if type(first) is not int or first < 1:
         raise CodecError("header without a valid 'first_seq'")

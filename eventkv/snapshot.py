@@ -14,6 +14,9 @@ per line and the same framing code)::
     <crc> {"end":true,"keys":2,"chunks":1}
 
 Each database's keys are written in sorted order (a reader does not depend on it).
+A chunk may name, in ``"b64"``, the positions of values written as the base64 of
+their bytes: binary values, as the log writes them (``events.value_base64``,
+version 2; version 1 snapshots have no ``"b64"`` and are read as before).
 
 Columns rather than rows: loading a chunk is one ``orjson.loads`` and a
 ``dict.update(zip(keys, values))`` in C, which is what makes a million-key
@@ -26,13 +29,14 @@ from collections.abc import Iterator
 from typing import Any, NamedTuple
 
 from eventkv.errors import EventKVError
-from eventkv.events import CodecError, dump_json, frame_line, load_json, unframe
+from eventkv.events import CodecError, dump_json, frame_line, from_base64, load_json, unframe, value_base64
 from eventkv.log import atomic_write
 from projections.keyspace import Keyspaces
 
 SNAPSHOT_NAME = "snapshot.db"
 FORMAT = "eventkv-snapshot"
-VERSION = 1
+VERSION = 2  # 2: "b64" (binary values in base64)
+READS = (1, 2)
 CHUNK = 50_000
 
 
@@ -57,7 +61,28 @@ def _chunks(state: Keyspaces, now: int | None) -> Iterator[dict[str, Any]]:
         keys, values, exps = ks.visible_columns(now)
         for start in range(0, len(keys), CHUNK):
             part = slice(start, start + CHUNK)
-            yield {"db": db, "keys": keys[part], "values": values[part], "exp": exps[part]}
+            chunk: dict[str, Any] = {"db": db, "keys": keys[part], "values": values[part], "exp": exps[part]}
+            encoded = _base64_values(chunk["values"])
+            if encoded:
+                chunk["b64"] = encoded
+            yield chunk
+
+
+def _base64_values(values: list[str]) -> list[int]:
+    """Put the values that go to base64 in base64, in place; their positions.
+
+    Only values that are long or not ASCII can (``value_base64``): in the common case
+    of short text the check is two passes in C.
+    """
+    if all(map(str.isascii, values)) and max(map(len, values), default=0) < 64:
+        return []
+    positions = []
+    for i, value in enumerate(values):
+        encoded = value_base64(value)
+        if encoded is not None:
+            values[i] = encoded.decode("ascii")
+            positions.append(i)
+    return positions
 
 
 def write(path: str, state: Keyspaces, seq: int, ts: int, now: int | None = None) -> SnapshotInfo:
@@ -99,8 +124,9 @@ def _header(path: str, line: bytes) -> dict[str, Any]:
         raise _damaged(path, 1, f"bad header ({e})") from None
     if type(d) is not dict or d.get("format") != FORMAT:
         raise _damaged(path, 1, "not an eventkv snapshot")
-    if d.get("version") != VERSION:
-        raise _damaged(path, 1, f"unsupported snapshot version {d.get('version')!r}")
+    if d.get("version") not in READS:
+        raise _damaged(path, 1, f"unsupported snapshot version {d.get('version')!r} (this build reads "
+                                f"{', '.join(map(str, READS))})")
     for name in ("seq", "ts", "databases"):
         if type(d.get(name)) is not int:
             raise _damaged(path, 1, f"header without integer {name!r}")
@@ -135,7 +161,10 @@ def load(path: str, state: Keyspaces) -> SnapshotInfo:
                     raise _damaged(path, lineno + 1, "data after the trailer")
                 return SnapshotInfo(header["seq"], header["ts"], header["databases"], total)
             try:
-                state[d["db"]].load(d["keys"], d["values"], d["exp"])
+                values = d["values"]
+                for i in d.get("b64", ()):
+                    values[i] = from_base64(values[i])
+                state[d["db"]].load(d["keys"], values, d["exp"])
             except (KeyError, TypeError, ValueError, IndexError) as e:
                 raise _damaged(path, lineno, f"malformed chunk ({e})") from None
             total += len(d["keys"])

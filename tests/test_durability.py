@@ -22,7 +22,7 @@ from conftest import crash_runs
 from eventkv import EventKVError, Store, snapshot
 from eventkv import compact as compact_module
 from eventkv.errors import DirectoryInUseError
-from eventkv.events import load_json, unframe
+from eventkv.events import dump_json, frame_line, load_json, unframe
 from eventkv.log import sealed_segments
 from projections.keyspace import Keyspaces
 
@@ -109,6 +109,47 @@ def test_a_snapshot_holds_each_databases_keys_sorted_in_chunks(tmp_path: Path, m
     assert snapshot.load(path, state_out).keys == 10
     assert [sorted(ks.held()) for ks in state_out.dbs] == [sorted(ks.held()) for ks in state_in.dbs]
     assert list(state_out[0].held_keys()) == sorted(keys)  # loaded in order: listing it is a merge, not a sort
+
+
+def test_a_snapshot_holds_binary_values_in_base64_and_reads_them_back(tmp_path: Path) -> None:
+    binary = bytes(range(256)).decode("utf-8", "surrogateescape") * 40  # 10 KB, mostly undecodable bytes
+    state_in = Keyspaces(16)
+    state_in[0].set("bin", binary, None)
+    state_in[0].set("nul", "\x00" * 5000, T0)
+    state_in[0].set("text", "日本語のテキスト" * 100, None)
+    state_in[0].set("short", "\udcff", None)
+    path = str(tmp_path / "snapshot.db")
+    snapshot.write(path, state_in, seq=1, ts=T0)
+    (chunk,) = [load_json(unframe(line)) for line in Path(path).read_bytes().splitlines()[1:-1]]
+    assert chunk["keys"] == ["bin", "nul", "short", "text"] and chunk["b64"] == [0, 1, 2]
+    assert chunk["values"][3] == "日本語のテキスト" * 100  # text stays readable
+    assert os.path.getsize(path) < 1.4 * (10240 + 5000 + 2400 * 3 // 2) + 500  # not 6 bytes a byte
+    state_out = Keyspaces(16)
+    snapshot.load(path, state_out)
+    assert sorted(state_out[0].held()) == sorted(state_in[0].held())
+
+
+def test_a_version_1_snapshot_is_still_read(tmp_path: Path) -> None:
+    path = tmp_path / "snapshot.db"
+    lines = [{"format": "eventkv-snapshot", "version": 1, "seq": 3, "ts": T0, "databases": 16},
+             {"db": 0, "keys": ["a"], "values": ["1"], "exp": [None]}, {"end": True, "keys": 1, "chunks": 1}]
+    path.write_bytes(b"".join(frame_line(dump_json(d)) for d in lines))
+    state_out = Keyspaces(16)
+    assert snapshot.load(str(path), state_out).seq == 3 and list(state_out[0].held()) == [("a", "1", None)]
+
+
+@pytest.mark.parametrize("chunk, problem", [
+    ({"db": 0, "keys": ["a"], "values": ["!!"], "exp": [None], "b64": [0]}, "base64"),
+    ({"db": 0, "keys": ["a"], "values": ["MQ=="], "exp": [None], "b64": [1]}, "malformed"),
+    ({"db": 0, "keys": ["a"], "values": ["MQ=="], "exp": [None], "b64": 0}, "malformed"),
+])
+def test_a_snapshot_with_bad_base64_is_refused(tmp_path: Path, chunk: dict, problem: str) -> None:
+    path = tmp_path / "snapshot.db"
+    lines = [{"format": "eventkv-snapshot", "version": 2, "seq": 3, "ts": T0, "databases": 16}, chunk,
+             {"end": True, "keys": 1, "chunks": 1}]
+    path.write_bytes(b"".join(frame_line(dump_json(d)) for d in lines))
+    with pytest.raises(snapshot.SnapshotError, match=f"line 2: .*{problem}"):
+        snapshot.load(str(path), Keyspaces(16))
 
 
 def test_a_wall_clock_stepping_back_after_a_compaction_loses_no_acknowledged_write(tmp_path: Path) -> None:

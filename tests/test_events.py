@@ -130,6 +130,8 @@ TEXT = (
     | st.binary().map(_from_bytes)
     | st.sampled_from(["", "\n", "\r\n", "\t", '"', "'", "\\", "\x00", "é", "日本", "\u2028", "\udcff", "😀"])
     | st.lists(st.sampled_from(["\n", "\t", '"', "\\", "\x00", "\udc80", "a", "é", "\u2028", "😀"])).map("".join)
+    # long enough for base64 ("value64"): escape-heavy, non-ASCII, or plain
+    | st.text(alphabet="\x00\x01\n\ta日é\udcfe", min_size=60, max_size=200)
 )
 EXP = st.none() | st.integers(min_value=0, max_value=2**62)
 DB = st.integers(min_value=0, max_value=1000)
@@ -443,6 +445,53 @@ def test_an_upper_case_checksum_is_refused_alike_by_both_paths() -> None:
             decode(upper)
 
 
+# --------------------------------------------------------------------------- binary values
+
+
+BINARY = bytes(range(256)).decode("utf-8", "surrogateescape") * 4  # 1 KB, half of it undecodable bytes
+
+
+@pytest.mark.parametrize("value, base64", [
+    (BINARY, True),
+    ("\x00" * 1000, True),  # JSON would write 6 bytes a byte
+    ("\udcff", True),  # any undecodable byte: JSON readers other than ours would not get it back
+    ("a\nb\tc" * 100, False),  # text with a few escapes stays readable
+    ("日本語" * 100, False),  # so does non-ASCII text
+    ("\x00" * 10, False),  # short: escapes cost little
+])
+def test_a_value_json_would_bloat_is_written_in_base64(value: str, base64: bool) -> None:
+    for change in (Put("k", value, None), Put("k", value, TS, 3), Tx((Put("k", value), Delete("x")))):
+        line = encode_event(7, TS, change)
+        assert (b'"value64":' in line) is base64 and (b'"value":' in line) is not base64
+        assert decode_line(line).change == change and decode_lines([line])[0].change == change
+    raw = len(value.encode("utf-8", "surrogateescape"))
+    line = encode_put(7, TS, "k", value, None)
+    assert line == encode_event(7, TS, Put("k", value))
+    if base64:
+        assert len(line) < raw * 4 // 3 + 80
+        assert event_to_json(decode_line(line))["value64"] == body(line)["value64"]
+
+
+def test_a_batch_mixing_base64_values_is_held_as_columns() -> None:
+    changes = [Put("a", BINARY), Put("b", "1"), Delete("c"), Put("d", "\x00" * 500, TS, 2), Expire("a", TS)]
+    for some in (changes, [c for c in changes if type(c) is Put]):
+        lines = [encode_event(i + 1, TS, c) for i, c in enumerate(some)]
+        batch = decode_lines(lines)
+        assert isinstance(batch, Columns) and [e.change for e in batch] == some
+
+
+@pytest.mark.parametrize("fields, problem", [
+    ('"value64":"not base64!"', "value64"),
+    ('"value64":5', "value64"),
+    ('"value":null,"value64":"MQ=="', "'value' must be a string"),
+])
+def test_a_bad_base64_value_is_a_codec_error(fields: str, problem: str) -> None:
+    line = _framed('{"seq":1,"ts":1,"op":"put","key":"k",' + fields + '}')
+    for decode in (decode_line, lambda x: decode_lines([x])[0]):
+        with pytest.raises(CodecError, match=problem):
+            decode(line)
+
+
 # --------------------------------------------------------------------------- header
 
 
@@ -451,13 +500,17 @@ def test_header_round_trips(first: int) -> None:
     line = encode_header(first)
     assert line.endswith(b"\n") and line.count(b"\n") == 1
     assert decode_header(line) == first
-    assert body(line) == {"format": "eventkv-aof", "version": 1, "first_seq": first}
+    assert body(line) == {"format": "eventkv-aof", "version": 2, "first_seq": first}
+
+
+def test_a_version_1_header_is_still_read() -> None:
+    assert decode_header(_framed('{"format":"eventkv-aof","version":1,"first_seq":5}')) == 5
 
 
 @pytest.mark.parametrize(
     "text, message",
     [
-        ('{"format":"eventkv-aof","version":2,"first_seq":1}', "version"),
+        ('{"format":"eventkv-aof","version":3,"first_seq":1}', "version"),
         ('{"format":"eventkv-aof","version":"1","first_seq":1}', "version"),
         ('{"format":"eventkv-aof","first_seq":1}', "version"),
         ('{"format":"other","version":1,"first_seq":1}', "header"),
@@ -472,8 +525,8 @@ def test_bad_headers_are_refused(text: str, message: str) -> None:
 
 
 def test_a_wrong_version_is_refused_with_a_message_naming_both_versions() -> None:
-    with pytest.raises(CodecError, match=r"version 2 .*reads 1"):
-        decode_header(_framed('{"format":"eventkv-aof","version":2,"first_seq":1}'))
+    with pytest.raises(CodecError, match=r"version 3 .*reads 1, 2"):
+        decode_header(_framed('{"format":"eventkv-aof","version":3,"first_seq":1}'))
 
 
 def test_a_damaged_header_is_a_codec_error() -> None:

@@ -11,7 +11,8 @@
   (``tools.replay.HistoryRow``) of the key in ``?db=`` (default 0).
 * ``GET /v1/events?from=<seq>`` -> ``text/event-stream``: first the stored events
   from ``from`` on, then new ones live as they are committed; each is
-  ``id: <seq>\\nevent: change\\ndata: <the event's JSON, as in the log>\\n\\n``.  A client
+  ``id: <seq>\\nevent: change\\ndata: <the event's JSON, as in the log>\\n\\n`` (a binary
+  value as ``value64``, the base64 of its bytes: see ``eventkv.events``).  A client
   that reconnects with ``Last-Event-ID: <seq>`` resumes at ``seq + 1`` (the header
   wins over ``from``); without either the stream starts with the next commit.  A
   comment line (``: keep-alive``) goes out every ``KEEPALIVE`` seconds of silence.

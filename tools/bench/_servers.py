@@ -21,7 +21,8 @@ def wait_ready(port: int, proc: subprocess.Popen[bytes], timeout: float = 30) ->
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             said = proc.stderr.read().decode(errors="replace").strip() if proc.stderr is not None else ""
-            raise RuntimeError(f"{' '.join(map(str, proc.args))} exited with status {proc.returncode}"
+            command = proc.args if isinstance(proc.args, str) else " ".join(map(str, proc.args))  # type: ignore[arg-type]
+            raise RuntimeError(f"{command} exited with status {proc.returncode}"
                                + (f": {said}" if said else ""))
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=1) as s:
