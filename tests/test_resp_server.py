@@ -10,6 +10,7 @@ errors, persistence across a restart, start-up failures.
 from __future__ import annotations
 
 import os
+import random
 import socket
 import subprocess
 import sys
@@ -822,6 +823,26 @@ def test_persistence_through_the_server(tmp_path: Path) -> None:
         assert client.get("kept") == b"yes" and client.get(b"\x00bin") == b"\xff"
         assert 990 < client.ttl("ttl") <= 1000 and client.get("seed") == b"s"
         assert server.client(db=1).dbsize() == 0 and server.client(db=2).get("b") == b"2"
+    finally:
+        server.stop()
+
+
+def test_a_large_binary_value_costs_its_size_on_disk_not_six_times(tmp_path: Path) -> None:
+    blob = random.Random(5).randbytes(1 << 20)
+    server = ServerProcess(tmp_path / "data").start()
+    try:
+        client = server.client()
+        client.set("blob", blob)
+        client.set("nul", b"\x00" * 100_000)
+        client.close()
+    finally:
+        assert server.stop() == 0
+    files = [p for p in (tmp_path / "data").iterdir() if p.name in ("AOF.txt", "snapshot.db")]
+    assert sum(p.stat().st_size for p in files) < 1.4 * (len(blob) + 100_000)  # base64: 4/3
+    server = ServerProcess(tmp_path / "data").start()
+    try:
+        client = server.client()
+        assert client.get("blob") == blob and client.get("nul") == b"\x00" * 100_000
     finally:
         server.stop()
 
