@@ -82,6 +82,15 @@ def test_redis_error_texts(session: RedisSession) -> None:
     assert error(session, "CLIENT", "NOPE") == "ERR unknown subcommand 'NOPE'. Try CLIENT HELP."
     assert error(session, "RENAME", "nope", "x") == "ERR no such key"
     assert error(session, "MSET", "a", "1", "b") == "ERR wrong number of arguments for 'mset' command"
+    # extra arguments and out-of-range indexes, as redis-server 7.0 answers them
+    for flush in ("FLUSHDB", "FLUSHALL"):
+        assert error(session, flush, "ASYNC", "SYNC") == "ERR syntax error"
+    assert error(session, "AUTH", "a", "b", "c") == "ERR syntax error"
+    out_of_int = "ERR value is out of range, value must between -2147483648 and 2147483647"
+    assert error(session, "SELECT", "2147483648") == out_of_int
+    assert error(session, "MOVE", "a", "-2147483649") == out_of_int
+    assert error(session, "SWAPDB", "2147483648", "0") == "ERR invalid first DB index"
+    assert error(session, "SWAPDB", "0", "-2147483649") == "ERR invalid second DB index"
 
 
 def test_set_options(session: RedisSession, clock: Any) -> None:

@@ -832,7 +832,11 @@ def _persist(session: Session, args: list[str]) -> Any:
 
 
 def _db_index(text: str) -> int:
-    return integer(text)
+    """A database index as SELECT and MOVE read it: an integer that fits Redis's C ``int``."""
+    index = integer(text)
+    if not -(2**31) <= index < 2**31:
+        raise CommandError("ERR value is out of range, value must between -2147483648 and 2147483647")
+    return index
 
 
 def _select(session: Session, args: list[str]) -> Any:
@@ -874,10 +878,17 @@ def _check_db(store: Store, index: int) -> int:
     return index
 
 
+def _int32(text: str, error: str) -> int:
+    index = integer(text, error)
+    if not -(2**31) <= index < 2**31:
+        raise CommandError(error)
+    return index
+
+
 def _swapdb(session: Session, args: list[str]) -> Any:
     store = session.store
-    first = integer(args[0], "ERR invalid first DB index")  # both read before either is checked, as Redis
-    second = integer(args[1], "ERR invalid second DB index")
+    first = _int32(args[0], "ERR invalid first DB index")  # both read before either is checked, as Redis
+    second = _int32(args[1], "ERR invalid second DB index")
     a, b = _check_db(store, first), _check_db(store, second)
     if session.tx is not None:  # an optimistic transaction ('begin') cannot follow a swap
         raise CommandError("ERR SWAPDB inside a transaction is not supported")
@@ -993,6 +1004,8 @@ def _quit(session: Session, args: list[str]) -> Any:
 
 def _auth(session: Session, args: list[str]) -> Any:
     s = _rs(session)
+    if len(args) > 2:
+        raise CommandError(SYNTAX)
     if s.server.requirepass is None:
         if len(args) == 1:
             raise CommandError("ERR AUTH <password> called without any password configured for the default "
@@ -1454,7 +1467,7 @@ REDIS = CommandTable("redis", [
     _c("quit", "close the connection", _quit, (0, None), "connection"),
     _c("select <index>", "use numbered database index on this connection", _select, (1, 1), "connection",
        no_batch=True),
-    _c("auth [username] <password>", "authenticate the connection", _auth, (1, 2), "connection"),
+    _c("auth [username] <password>", "authenticate the connection", _auth, (1, None), "connection"),
     _c("hello [protover [AUTH username password] [SETNAME name]]", "handshake: protocol version 2 or 3, "
        "authentication, name", _hello, (0, None), "connection"),
     _c("client <subcommand> [arg ...]", "SETNAME, GETNAME, ID, SETINFO, INFO, LIST", _client, (1, None),
@@ -1467,9 +1480,9 @@ REDIS = CommandTable("redis", [
     _c("slowlog <subcommand> [arg ...]", "the commands slower than slowlog-log-slower-than µs (GET, LEN, RESET)",
        _slowlog, (1, None), "server"),
     _c("dbsize", "the number of keys in the selected database", _dbsize, (0, 0), "server"),
-    _c("flushdb [ASYNC|SYNC]", "remove every key of the selected database", _flushdb, (0, 1), "server",
+    _c("flushdb [ASYNC|SYNC]", "remove every key of the selected database", _flushdb, (0, None), "server",
        write=True),
-    _c("flushall [ASYNC|SYNC]", "remove every key of every database", _flushall, (0, 1), "server", write=True),
+    _c("flushall [ASYNC|SYNC]", "remove every key of every database", _flushall, (0, None), "server", write=True),
     _c("swapdb <index1> <index2>", "exchange two databases", _swapdb, (2, 2), "server", write=True),
     _c("time", "the server's time: [seconds, microseconds]", _time, (0, 0), "server"),
     _c("save", "take a snapshot now (waits for it)", _save, (0, 0), "server", no_batch=True),
