@@ -23,6 +23,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, NamedTuple
+from urllib.parse import quote
 
 import pytest
 
@@ -431,6 +432,15 @@ def test_two_clients_and_an_etag_conflict(server: HttpServer) -> None:
     assert alice.put("/v1/keys/lock", {"value": "alice"}, headers={"If-None-Match": "*"}).status == 201
     assert bob.put("/v1/keys/lock", {"value": "bob"}, headers={"If-None-Match": "*"}).status == 412
     assert bob.get("/v1/keys/lock").body["value"] == "alice"
+
+
+def test_a_long_key_travels_in_the_path(client: Client) -> None:
+    key = "ü" * 3000  # 18 KB written as %C3%BC: past aiohttp's default request line of 8190 bytes
+    path = "/v1/keys/" + quote(key, safe="")
+    assert client.put(path, {"value": "long", "ttl": None}).status == 201
+    r = client.get(path)
+    assert r.status == 200 and r.body["key"] == key and r.body["value"] == "long"
+    assert client.delete(path).status == 200
 
 
 def test_paginated_listing_returns_every_key_once(client: Client) -> None:

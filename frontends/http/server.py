@@ -55,6 +55,9 @@ DEFAULT_PORT = 8080
 DEFAULT_HOST = "127.0.0.1"
 #: seconds a stopping server waits for requests in flight
 SHUTDOWN_TIMEOUT = 5.0
+#: the longest request line (method, path, query) read: keys travel in the path, and
+#: aiohttp's default (8190 bytes) refused a key of 3 KB written with %XX escapes
+MAX_REQUEST_LINE = 1 << 16
 DEFAULT_TX_TIMEOUT = HttpSettings.tx_timeout
 DEFAULT_MAX_BODY = HttpSettings.max_body
 #: event loops ``--loop`` chooses from
@@ -109,7 +112,7 @@ async def start_http(store: Store, aliases: AliasBook, config: Config, *, host: 
     own_log = CommandLog(config.command_log) if command_log is None and config.command_log else None
     api = HttpApi(store, aliases, settings, command_log or own_log)
     runner = web.AppRunner(api.application(), access_log=None, handle_signals=False,
-                           shutdown_timeout=SHUTDOWN_TIMEOUT)
+                           shutdown_timeout=SHUTDOWN_TIMEOUT, max_line_size=MAX_REQUEST_LINE)
     await runner.setup()
     try:
         await web.TCPSite(runner, host, port).start()
