@@ -14,8 +14,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import settings
 
 from eventkv import Store
+
+# No per-example deadline anywhere: the suite must pass on a slow, loaded machine, and
+# speed is the benchmarks' business (tools/bench), not the tests'.
+settings.register_profile("eventkv", deadline=None)
+settings.load_profile("eventkv")
 
 #: 2027-01-15T08:00:00Z: a fixed start, far from 0 so that off-by-epoch bugs show
 T0 = 1_800_000_000_000
