@@ -61,6 +61,7 @@ import orjson
 from eventkv.errors import UnreadableTextError
 
 FORMAT = "eventkv-aof"
+_SURROGATE = re.compile("[\ud800-\udfff]")
 _SURROGATE_PAIR = re.compile("[\ud800-\udbff][\udc00-\udfff]")  # in a str: a pair JSON would join
 #: the surrogates that stand for no byte (surrogateescape writes \udc80-\udcff as the bytes 0x80-0xff)
 _UNREADABLE = re.compile("[\ud800-\udc7f]")
@@ -185,7 +186,14 @@ def dump_json(obj: Any) -> bytes:
             # pair): refuse what cannot round-trip, before anything is written.
             raise UnreadableTextError("keys and values may not hold a high surrogate followed by a low one: "
                                       "it would be read back as one character") from None
-        return json.dumps(obj, separators=(",", ":")).encode("ascii")
+        # Only the surrogates as \\uXXXX escapes, the rest as UTF-8: with ASCII-only JSON, one
+        # undecodable byte in a key would write every other character of the record six bytes long.
+        text = json.dumps(obj, separators=(",", ":"), ensure_ascii=False)
+        return _SURROGATE.sub(_escape_surrogate, text).encode("utf-8")
+
+
+def _escape_surrogate(found: re.Match[str]) -> str:
+    return f"\\u{ord(found.group()):04x}"
 
 
 def _holds_surrogate_pair(obj: Any) -> bool:
@@ -666,16 +674,22 @@ def _event(d: Any) -> Event:
 
 def decode_header(line: bytes) -> int:
     """The first sequence number named by a segment header line."""
+    return read_header(line)[0]
+
+
+def read_header(line: bytes) -> tuple[int, int]:
+    """``(first sequence number, format version)`` of a segment header line."""
     d = load_json(unframe(line))
     if type(d) is not dict or d.get("format") != FORMAT:
         raise CodecError("not an eventkv log header")
-    if d.get("version") not in READS:
-        raise CodecError(f"unsupported log format version {d.get('version')!r} (this build reads "
+    version = d.get("version")
+    if version not in READS:
+        raise CodecError(f"unsupported log format version {version!r} (this build reads "
                          f"{', '.join(map(str, READS))})")
     first = d.get("first_seq")
     if type(first) is not int or first < 1:
         raise CodecError("header without a valid 'first_seq'")
-    return first
+    return first, version
 
 
 def event_to_json(event: Event) -> dict[str, Any]:

@@ -42,6 +42,7 @@ from typing import IO, Any, NamedTuple
 
 from eventkv.errors import DirectoryInUseError, LogCorruptError, LogWriteError, StoreClosedError
 from eventkv.events import (
+    VERSION,
     CodecError,
     Columns,
     Event,
@@ -49,6 +50,7 @@ from eventkv.events import (
     decode_line,
     decode_lines,
     encode_header,
+    read_header,
 )
 from eventkv.logging import get_logger
 
@@ -301,6 +303,7 @@ class FileEventLog(EventLog):
         self.fsync_count = 0
         self.fsync_seconds = 0.0
         self._lock_fd = -1
+        self._version = VERSION  # the format version of AOF.txt's header
         #: when the active segment was started (seconds since the epoch)
         self.created_at = time.time()
 
@@ -354,7 +357,26 @@ class FileEventLog(EventLog):
             if self.first_seq > expected:
                 raise self._gap(expected, self.first_seq, self.path)
         self.last_seq = expected - 1
+        if self._version < VERSION:
+            self._start_current_format()
         self._open_for_append()
+
+    def _start_current_format(self) -> None:
+        """AOF.txt has an older format's header: seal it and start one of this build's format.
+
+        Records of this format never go under an older header: a build that reads
+        only the older format refuses the new segment by its header, instead of
+        taking its first new record for a torn tail and cutting what follows.
+        """
+        if self.last_seq >= self.first_seq:
+            sealed = os.path.join(self.directory, segment_name(self.first_seq, self.last_seq))
+            os.replace(self.path, sealed)
+            fsync_dir(self.directory)
+            log.info("sealed a log segment of an older format", segment=os.path.basename(sealed),
+                     version=self._version)
+            self.first_seq = self.last_seq + 1
+        self._create()
+        self._version = VERSION
 
     def _take_directory_lock(self) -> None:
         """One log writer per directory: a second store on it would interleave sequence numbers."""
@@ -397,7 +419,7 @@ class FileEventLog(EventLog):
             try:
                 if not header.endswith(b"\n"):
                     raise CodecError("torn header (no end of line)")
-                first = decode_header(header)
+                first, self._version = read_header(header)
             except CodecError as e:
                 if f.read(1) == b"" and not header.endswith(b"\n"):
                     # A header torn while the file was created: nothing else is in it.
@@ -469,8 +491,8 @@ class FileEventLog(EventLog):
             f"nothing. {_RESTORE_HINT}"
         )
 
-    def _cut(self, offset: int, removed: bytes, why: str) -> None:
-        """Truncate the log at ``offset``, keeping the removed bytes beside it."""
+    def _cut(self, offset: int, removed: bytes, why: str) -> str:
+        """Truncate the log at ``offset``, keeping the removed bytes beside it; the file they are kept in."""
         stamp = time.strftime("%Y%m%dT%H%M%S")
         for n in range(1000):
             keep = f"{self.path}.corrupt-{stamp}" + (f"-{n}" if n else "")
@@ -491,6 +513,7 @@ class FileEventLog(EventLog):
             os.fsync(f.fileno())
         fsync_dir(self.directory)
         log.warning("cut a damaged tail off the log", file=self.path, why=why, bytes=len(removed), kept_in=keep)
+        return keep
 
     def _open_for_append(self) -> None:
         self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND)
@@ -658,10 +681,10 @@ def _repair(owner: FileEventLog, path: str) -> str:
         data = f.read()
     lines = data.split(b"\n")
     if len(lines) == 1:  # a header torn while the file was created, as a store on it finds: nothing else is in it
-        owner._cut(0, data, "repair: a torn header (no end of line)")
+        keep = owner._cut(0, data, "repair: a torn header (no end of line)")
         os.remove(path)
         fsync_dir(owner.directory)
-        return (f"{path} held only a torn header ({len(data)} bytes, kept in {path}.corrupt-<time>): removed; "
+        return (f"{path} held only a torn header ({len(data)} bytes, kept in {keep}): removed; "
                 f"eventkv starts a new one on open")
     try:
         expected = decode_header(lines[0] + b"\n")
@@ -678,8 +701,8 @@ def _repair(owner: FileEventLog, path: str) -> str:
                 raise CodecError(f"sequence number out of order (expected {expected})")
         except CodecError as e:
             kept = len(data) - offset
-            owner._cut(offset, data[offset:], f"repair: {e} at line {lineno}")
-            return f"cut {path} at line {lineno} ({e}): {kept} bytes moved to {path}.corrupt-<time>"
+            keep = owner._cut(offset, data[offset:], f"repair: {e} at line {lineno}")
+            return f"cut {path} at line {lineno} ({e}): {kept} bytes moved to {keep}"
         offset += len(raw) + 1
         expected += 1
     return f"{path} has no damaged record: nothing cut"

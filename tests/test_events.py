@@ -472,6 +472,15 @@ def test_a_value_json_would_bloat_is_written_in_base64(value: str, base64: bool)
         assert event_to_json(decode_line(line))["value64"] == body(line)["value64"]
 
 
+def test_an_undecodable_byte_in_a_key_leaves_the_rest_of_the_record_as_utf_8() -> None:
+    """Not every character six bytes long (ASCII-only JSON), only the undecodable bytes escaped."""
+    value = "😀日本é" * 1000  # 12,000 bytes of UTF-8
+    for change in (Put("b\udcffkey", value), Tx((Put("b\udcffkey", value), Put("k2", value)))):
+        line = encode_event(3, TS, change)
+        assert len(line) < len(flatten(change)) * 12_100 and b"\\udcff" in line
+        assert decode_line(line).change == change and decode_lines([line])[0].change == change
+
+
 def test_a_batch_mixing_base64_values_is_held_as_columns() -> None:
     changes = [Put("a", BINARY), Put("b", "1"), Delete("c"), Put("d", "\x00" * 500, TS, 2), Expire("a", TS)]
     for some in (changes, [c for c in changes if type(c) is Put]):

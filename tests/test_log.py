@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import os
 import threading
+import zlib
 from collections.abc import Callable
 from pathlib import Path
 
@@ -13,7 +14,7 @@ import structlog.testing
 from conftest import T0, log_path, log_records
 
 from eventkv import LogCorruptError, LogWriteError, Store, StoreClosedError
-from eventkv.events import Event, Put, Tx, decode_line, encode_event, encode_header
+from eventkv.events import VERSION, Event, Put, Tx, decode_line, encode_event, encode_header, read_header
 from eventkv.log import EventLog, FileEventLog, repair
 
 # --------------------------------------------------------------------------- helpers
@@ -308,7 +309,7 @@ def test_repair_cuts_at_the_damage_and_the_log_opens(tmp_path: Path) -> None:
     assert "line 4" in message and "cut" in message
     assert path.read_bytes() == data[: offsets[3]]
     [kept] = kept_files(d)
-    assert kept.read_bytes() == data[offsets[3]:]
+    assert kept.read_bytes() == data[offsets[3]:] and message.endswith(f"moved to {kept}")
     log, events = open_log(d)
     assert [e.seq for e in events] == [1, 2]
     log.append(3, line(3))
@@ -361,6 +362,7 @@ def test_repair_removes_a_log_holding_only_a_torn_header(tmp_path: Path, size: i
     message = repair(str(d))
     assert "torn header" in message and not path.exists()
     assert [k.read_bytes() for k in kept_files(d)] == [encode_header(1)[:size]]
+    assert f"kept in {kept_files(d)[0]})" in message
     log, events = open_log(d)
     assert events == [] and log.last_seq == 0
     log.close()
@@ -381,6 +383,32 @@ def test_a_torn_header_after_a_snapshot_is_replaced_by_one_that_follows_it(tmp_p
     assert path.read_bytes().startswith(encode_header(4))
     with Store.open(d, background=False, fsync="no", default_ttl=0) as db:
         assert db.last_seq == 4 and db.get("after") == "1" and db.get("k0") == "v"
+
+
+def _version_1(text: str) -> bytes:
+    body = text.encode()
+    return b"%08x %b\n" % (zlib.crc32(body), body)
+
+
+@pytest.mark.parametrize("records", [0, 3])
+def test_a_log_of_an_older_format_is_sealed_and_new_records_go_under_this_formats_header(
+        tmp_path: Path, records: int) -> None:
+    """A build that reads only format 1 then refuses the new AOF.txt by its header, instead of taking
+    a record of format 2 (a base64 value) for a torn tail and cutting it with what follows."""
+    d = tmp_path / "d"
+    d.mkdir()
+    (d / "AOF.txt").write_bytes(_version_1('{"format":"eventkv-aof","version":1,"first_seq":1}')
+                                + b"".join(line(i) for i in range(1, records + 1)))
+    with Store.open(d, background=False, fsync="no", default_ttl=0) as db:
+        assert db.last_seq == records
+        db.put("bin", "\udcff" * 3)
+    assert read_header((d / "AOF.txt").read_bytes().split(b"\n")[0]) == (records + 1, VERSION)
+    sealed = sorted(p.name for p in d.glob("AOF.0*.txt"))
+    assert sealed == ([f"AOF.{1:012d}-{records:012d}.txt"] if records else [])
+    with Store.open(d, background=False, fsync="no", default_ttl=0) as db:
+        assert db.last_seq == records + 1 and db.get("bin") == "\udcff" * 3
+        old = [change(i) for i in range(1, records + 1)]
+        assert [db.get(c.key) for c in old] == [c.value for c in old]
 
 
 # --------------------------------------------------------------------------- recovery: the header
