@@ -301,6 +301,10 @@ def test_text_no_client_could_read_back_is_refused_with_400_and_changes_nothing(
     assert client.get("/v1/keys/k").status == 404
     assert client.put("/v1/keys/k", {"value": "bytes \udc80"}).status == 201  # an undecodable byte is fine
     assert client.get("/v1/keys/k").body["value"] == "bytes \udc80"
+    # the escaped bytes of a character are that character, in keys and values, as over RESP
+    r = client.post("/v1/batch", [["put", "caf\udcc3\udca9", "\udce2\udc82\udcac", "0"]])
+    assert r.status == 200
+    assert client.get("/v1/keys/caf%C3%A9").body["value"] == "€"
 
 
 def test_bodies_over_the_limit_are_refused_with_413_and_change_nothing(client: Client) -> None:

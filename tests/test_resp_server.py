@@ -174,6 +174,9 @@ def test_string_commands(session: RedisSession) -> None:
     # long double arithmetic, as Redis: 10.6 is not exact, and 17 decimals show it
     assert run(session, "INCRBYFLOAT", "f", "5.0e3") == "5010.60000000000000009"
     assert run(session, "APPEND", "s", "Hello") == 5 and run(session, "APPEND", "s", " World") == 11
+    # the bytes of "é" in two APPENDs make "é", as the same bytes read back after a restart would
+    assert run(session, "SET", "cafe", "caf\udcc3") is NO_OUTPUT and run(session, "APPEND", "cafe", "\udca9") == 5
+    assert run(session, "GET", "cafe") == "café"
     assert run(session, "STRLEN", "s") == 11 and run(session, "STRLEN", "none") == 0
     assert run(session, "GETRANGE", "s", "0", "4") == "Hello"
     assert run(session, "GETRANGE", "s", "-5", "-1") == "World"

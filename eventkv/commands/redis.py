@@ -571,7 +571,10 @@ def _getex(session: Session, args: list[str]) -> Any:
 
 def _append(session: Session, args: list[str]) -> Any:
     with _unit(session, "append") as tx:
-        new = (tx.get(args[0]) or "") + args[1]
+        old = tx.get(args[0]) or ""
+        new = old + args[1]
+        if not new.isascii():  # join the bytes: two halves of a character make the character
+            new = _text(_bytes(old) + _bytes(args[1]))
         length = _blen(new)
         if length > _MAX_STRING:
             raise CommandError("ERR string exceeds maximum allowed size (proto-max-bulk-len)")

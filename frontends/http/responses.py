@@ -82,9 +82,26 @@ def loads(body: bytes) -> Any:
     except orjson.JSONDecodeError:
         pass
     try:  # lone surrogate escapes ("\\udc80") are valid JSON text for the standard library
-        return json.loads(body)
+        return _as_bytes_read(json.loads(body))
     except RecursionError:  # nested deeper than either parser goes
         raise ValueError("nested too deeply") from None
+
+
+def _as_bytes_read(value: Any) -> Any:
+    """``value`` with each string as its bytes decode: ``"\\udcc3\\udca9"`` (the bytes of "é") becomes
+    ``"é"``, the string RESP, the log and a restart make of those bytes, so one key is one string."""
+    if type(value) is str:
+        if value.isascii():
+            return value
+        try:
+            return value.encode("utf-8", "surrogateescape").decode("utf-8", "surrogateescape")
+        except UnicodeEncodeError:  # a surrogate that stands for no byte: refused where it is used
+            return value
+    if type(value) is list:
+        return [_as_bytes_read(v) for v in value]
+    if type(value) is dict:
+        return {_as_bytes_read(k): _as_bytes_read(v) for k, v in value.items()}
+    return value
 
 
 def path_key(request: web.Request) -> str:
