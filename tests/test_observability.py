@@ -166,6 +166,10 @@ def test_config_get_and_the_slow_log(resp_server) -> None:
     assert r.slowlog_len() >= 1 and entries
     logged = [e for e in entries if e["command"].startswith(b"set") or e["command"].startswith(b"SET")]
     assert logged and b"more bytes" in logged[0]["command"]
+    r.slowlog_reset()
+    r.set(b"sl\xff", b"\x00\xff")
+    sent = [e["command"] for e in r.slowlog_get(10) if b"sl" in e["command"]]
+    assert sent == [b"SET sl\xff \x00\xff"]  # the bytes as sent
     r.config_set("slowlog-log-slower-than", -1)
     r.slowlog_reset()
     r.get("k")

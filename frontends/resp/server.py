@@ -749,7 +749,8 @@ class RespConnection(asyncio.Protocol):
         has compared it with the threshold)."""
         slowlog = self.server.store.metrics.slowlog
         for argv in commands:
-            slowlog.record(int(elapsed * 1_000_000), [a.decode("utf-8", "replace") for a in argv], self.addr, "")
+            args = [a.decode("utf-8", "surrogateescape") for a in argv]  # the bytes as sent, as Redis shows them
+            slowlog.record(int(elapsed * 1_000_000), args, self.addr, "")
 
     def _execute(self, entry: tuple[Handler, int, int] | None, argv: list[bytes]) -> bytes:
         """Run a command other than a plain GET/SET and give its reply: straight to its handler when
