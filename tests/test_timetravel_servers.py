@@ -6,6 +6,7 @@ hang guards.
 
 from __future__ import annotations
 
+import base64
 import json
 import signal
 import socket
@@ -159,6 +160,25 @@ def test_http_as_of_and_history(http: HttpServer) -> None:
     assert [(row["seq"], row["value"], row["end"]) for row in rows.body] == [
         (v1, "one", "overwritten"), (v2, "two", "deleted")]
     assert c.get("/v1/keys/as/history?db=1").body == []
+
+
+def test_http_gives_a_binary_value_as_base64_everywhere(http: HttpServer) -> None:
+    """Bytes that are not UTF-8 would reach a JSON reader as lone \\udcXX escapes (U+FFFD for most)."""
+    c = http.client()
+    data = bytes(range(256))
+    encoded = base64.b64encode(data).decode()
+    put = c.put("/v1/keys/bin", {"value64": encoded, "ttl": None})
+    assert put.status == 201 and put.body["value64"] == encoded and "value" not in put.body
+    got = c.get("/v1/keys/bin").body
+    assert got["value64"] == encoded and "value" not in got
+    assert c.get(f"/v1/keys/bin?as_of={put.body['version']}").body["value64"] == encoded
+    assert [row["value64"] for row in c.get("/v1/keys/bin/history").body] == [encoded]
+    assert c.put("/v1/keys/text", {"value64": base64.b64encode("é".encode()).decode()}).body["value"] == "é"
+    for body, message in [({"value64": "no!"}, "not base64"), ({"value64": 5}, "must be a string"),
+                          ({"value": "a", "value64": "YQ=="}, "one of"), ({"ttl": 1}, "one of")]:
+        bad = c.put("/v1/keys/bad", body)
+        assert bad.status == 400 and message in bad.body["message"], bad.body
+    assert c.get("/v1/keys/bad").status == 404
 
 
 def _sse_open(port: int, headers: dict[str, str], query: str = "") -> tuple[socket.socket, bytes]:

@@ -44,6 +44,16 @@ def _answer(description: str, schema: str = "Envelope", headers: dict[str, Any] 
     return out
 
 
+#: a value is text ("value") or, when it holds bytes that are not UTF-8 (or JSON would
+#: escape most of it), the base64 of its bytes ("value64"): exactly one of the two
+BASE64_PATTERN = "^([A-Za-z0-9+/]{4})*([A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$"
+VALUE_PROPERTIES: dict[str, Any] = {
+    "value": {"type": "string", "description": "the value, as text"},
+    "value64": {"type": "string", "contentEncoding": "base64", "pattern": BASE64_PATTERN,
+                "description": "the value's bytes in base64, for a binary value (instead of value)"},
+}
+VALUE_ONE_OF: list[dict[str, Any]] = [{"required": ["value"]}, {"required": ["value64"]}]
+
 _ERRORS = {
     400: "bad request: the body is not JSON, a field is missing or of the wrong type, a key or value holds a "
          "surrogate that stands for no byte (only \\udc80-\\udcff, undecodable bytes, may), or the command is "
@@ -271,10 +281,10 @@ def document(*, databases: int = 16, auth: bool = False, max_body: int = 1 << 20
             ],
         },
         "Key": {
-            "type": "object", "required": ["key", "value", "ttl", "version"],
+            "type": "object", "required": ["key", "ttl", "version"], "oneOf": VALUE_ONE_OF,
             "properties": {
                 "key": {"type": "string"},
-                "value": {"type": "string"},
+                **VALUE_PROPERTIES,
                 "ttl": {"type": ["number", "null"], "minimum": 0, "description": "seconds left; null: never expires"},
                 "version": {**nullable_int, "description": "the sequence number of the key's last write; null "
                                                            "inside a transaction that changed the key"},
@@ -284,12 +294,13 @@ def document(*, databases: int = 16, auth: bool = False, max_body: int = 1 << 20
             "type": "array",
             "items": {
                 "type": "object",
-                "required": ["seq", "ts", "op", "value", "expire_at", "end", "end_seq", "end_ts", "moved_to"],
+                "required": ["seq", "ts", "op", "expire_at", "end", "end_seq", "end_ts", "moved_to"],
+                "oneOf": VALUE_ONE_OF,
                 "properties": {
                     "seq": {"type": "integer", "description": "the record that set this value"},
                     "ts": {"type": "integer", "description": "when, ms since the epoch"},
                     "op": {"type": "string", "description": "put, expire, persist, swapdb, or snapshot"},
-                    "value": {"type": "string"},
+                    **VALUE_PROPERTIES,
                     "expire_at": {**nullable_int, "description": "absolute expiry, ms since the epoch"},
                     "end": {"type": "string", "description": "overwritten, deleted, expired, ttl-changed, cleared, "
                                                            "flushed, moved, gap or current"},
@@ -298,9 +309,9 @@ def document(*, databases: int = 16, auth: bool = False, max_body: int = 1 << 20
             },
         },
         "KeyWrite": {
-            "type": "object", "required": ["value"], "additionalProperties": False,
+            "type": "object", "additionalProperties": False, "oneOf": VALUE_ONE_OF,
             "properties": {
-                "value": {"type": "string"},
+                **VALUE_PROPERTIES,
                 "ttl": {"type": ["number", "null"], "minimum": 0, "maximum": MAX_SECONDS,
                         "description": "seconds to live; null or 0: never expires; absent: the configured default"},
             },

@@ -1,10 +1,13 @@
 """The resource API under ``/v1``: keys as resources with versions, batches, transactions, health, stats.
 
-* ``GET /v1/keys/{key}`` -> ``{"key", "value", "ttl", "version"}`` and an ``ETag``:
+* ``GET /v1/keys/{key}`` -> ``{"key", "value", "ttl", "version"}`` and an ``ETag``
+  (a binary value comes as ``"value64"``, the base64 of its bytes, instead of ``"value"``:
+  ``responses.value_field``):
   the sequence number of the key's last write (``frontends.http.versions``); ``ttl``
   is the seconds left (ms precision) or null.  404 when absent or expired; 304 when
   ``If-None-Match`` names the current version.
-* ``PUT /v1/keys/{key}`` with ``{"value": "...", "ttl": seconds | null}`` (no ``ttl``:
+* ``PUT /v1/keys/{key}`` with ``{"value": "...", "ttl": seconds | null}`` (or ``"value64"``
+  with the base64 of the value's bytes; no ``ttl``:
   the configured default; null or 0: never expires).  ``If-Match: "<version>"``
   writes only if the key is still at that version, ``If-None-Match: *`` only if it
   is absent -- else 412 and nothing is written.  The check and the write happen
@@ -45,10 +48,11 @@ from eventkv.commands.core import shown
 from eventkv.commands.find import compile_matcher, translate_glob
 from eventkv.commands.seed import MAX_SECONDS
 from eventkv.errors import ConflictError
+from eventkv.events import CodecError, from_base64
 from eventkv.store import DEFAULT, Database, Transaction
 from frontends.http.app import HttpApi
 from frontends.http.openapi import document
-from frontends.http.responses import HttpError, dumps, json_response, path_key, read_json
+from frontends.http.responses import HttpError, dumps, json_response, path_key, read_json, value_field
 from frontends.http.transactions import OpenTransaction
 
 #: keys in a page by default, and at most
@@ -130,17 +134,24 @@ def _seconds_left(expire_at: int | None, now: int) -> float | None:
 
 
 def _put_body(body: Any, default_ttl: float | None) -> tuple[str, Any, float | None]:
-    """``{"value": "...", "ttl": seconds | null}`` -> (value, ttl for the store, ttl to show)."""
+    """``{"value": "...", "ttl": seconds | null}`` (or ``"value64"``) -> (value, ttl for the store, ttl to show)."""
     if not isinstance(body, dict):
         raise HttpError(400, 'the body must be a JSON object: {"value": "<string>", "ttl": <seconds> or null}')
-    unknown = [k for k in body if k not in ("value", "ttl")]
+    unknown = [k for k in body if k not in ("value", "value64", "ttl")]
     if unknown:
-        raise HttpError(400, f"unknown field {_q(unknown[0])} in the body (known: \"value\", \"ttl\")")
-    if "value" not in body:
-        raise HttpError(400, 'the body has no "value" (the string to store)')
-    value = body["value"]
+        raise HttpError(400, f"unknown field {_q(unknown[0])} in the body (known: \"value\", \"value64\", \"ttl\")")
+    if ("value" in body) == ("value64" in body):
+        raise HttpError(400, 'the body needs one of "value" (the string to store) and "value64" (the base64 of '
+                             'the bytes to store)')
+    name = "value" if "value" in body else "value64"
+    value = body[name]
     if not isinstance(value, str):
-        raise HttpError(400, f'"value" must be a string, not {_json_type(value)}')
+        raise HttpError(400, f'"{name}" must be a string, not {_json_type(value)}')
+    if name == "value64":
+        try:
+            value = from_base64(value)
+        except CodecError:
+            raise HttpError(400, '"value64" is not base64 (RFC 4648, the standard alphabet, with padding)') from None
     if "ttl" not in body:
         return value, DEFAULT, default_ttl
     ttl = body["ttl"]
@@ -319,7 +330,8 @@ class Resources:
         if found is None:
             raise HttpError(404, f"key {_q(key)} not found (absent or expired)")
         value, expire_at = found
-        body = {"key": key, "value": value, "ttl": _seconds_left(expire_at, self.store.now()), "version": version}
+        body = {"key": key, **value_field(value), "ttl": _seconds_left(expire_at, self.store.now()),
+                "version": version}
         if version is None:
             return json_response(body)
         tag = etag(version)
@@ -344,7 +356,7 @@ class Resources:
             if pre.any:
                 check(pre, key, exists, self._committed(entry.session.database, key)[1])
             tx.put(key, value, ttl=ttl)
-            return json_response({"key": key, "value": value, "ttl": shown_ttl, "version": None},
+            return json_response({"key": key, **value_field(value), "ttl": shown_ttl, "version": None},
                                  200 if exists else 201)
         database = self.api.database(request)
         with self.store.deferred_sync() as written:
@@ -357,7 +369,7 @@ class Resources:
                 seq = tx.commit()
             durable = written()
         await self.api.synced(durable)
-        return json_response({"key": key, "value": value, "ttl": shown_ttl, "version": seq},
+        return json_response({"key": key, **value_field(value), "ttl": shown_ttl, "version": seq},
                              200 if found is not None else 201, {"ETag": etag(seq)})
 
     async def delete_key(self, request: web.Request) -> web.Response:

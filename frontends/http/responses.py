@@ -30,6 +30,7 @@ from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.web_protocol import RequestPayloadError
 
 from eventkv.commands import NO_OUTPUT
+from eventkv.events import value_base64
 
 JSON_HEADERS = {"Content-Type": "application/json"}
 
@@ -102,6 +103,16 @@ def _as_bytes_read(value: Any) -> Any:
     if type(value) is dict:
         return {_as_bytes_read(k): _as_bytes_read(v) for k, v in value.items()}
     return value
+
+
+def value_field(value: str) -> dict[str, str]:
+    """``{"value": value}`` for text, ``{"value64": <base64 of its bytes>}`` for a binary value.
+
+    As the log writes it (``events.value_base64``): bytes that are not UTF-8 would
+    reach a JSON reader as lone ``\\udcXX`` escapes, which most decode as U+FFFD.
+    """
+    encoded = value_base64(value)
+    return {"value": value} if encoded is None else {"value64": encoded.decode("ascii")}
 
 
 def path_key(request: web.Request) -> str:

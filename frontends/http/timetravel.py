@@ -7,7 +7,8 @@
   the point (the message says which); 400 for a malformed point.  Without
   ``as_of`` the request goes to the usual handler (``Resources.get_key``).
 * ``GET /v1/keys/{key}/history`` -> a list of rows, oldest first: ``{"seq", "ts",
-  "op", "value", "expire_at", "end", "end_seq", "end_ts", "moved_to"}``
+  "op", "value", "expire_at", "end", "end_seq", "end_ts", "moved_to"}`` (a binary value as
+  ``"value64"``, as in ``GET /v1/keys/{key}``)
   (``tools.replay.HistoryRow``) of the key in ``?db=`` (default 0).
 * ``GET /v1/events?from=<seq>`` -> ``text/event-stream``: first the stored events
   from ``from`` on, then new ones live as they are committed; each is
@@ -50,7 +51,7 @@ from eventkv.errors import EventKVError
 from eventkv.events import Change, Event, dump_json, event_to_json
 from frontends.http.app import HttpApi
 from frontends.http.resource import _q, _seconds_left, preconditions
-from frontends.http.responses import HttpError, json_response, path_key
+from frontends.http.responses import HttpError, json_response, path_key, value_field
 from tools.replay import PointError, Timeline
 
 #: events a client may fall behind before its stream is ended
@@ -150,8 +151,8 @@ class TimeTravel:
         if not items:
             raise HttpError(404, f"key {_q(key)} did not exist at {position.describe()} (absent or expired)")
         item = items[0]
-        return json_response({"key": key, "value": item.value, "ttl": _seconds_left(item.expire_at, position.now),
-                              "version": position.seq})
+        return json_response({"key": key, **value_field(item.value),
+                              "ttl": _seconds_left(item.expire_at, position.now), "version": position.seq})
 
     async def history(self, request: web.Request) -> web.Response:
         key = path_key(request)
@@ -159,7 +160,7 @@ class TimeTravel:
         tl = self.timeline
 
         def read() -> list[dict[str, Any]]:
-            return [{"seq": r.seq, "ts": r.ts, "op": r.op, "value": r.value, "expire_at": r.expire_at,
+            return [{"seq": r.seq, "ts": r.ts, "op": r.op, **value_field(r.value), "expire_at": r.expire_at,
                      "end": r.end, "end_seq": r.end_seq, "end_ts": r.end_ts, "moved_to": r.moved_to}
                     for r in tl.history(key, db=db)]
 
