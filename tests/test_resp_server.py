@@ -91,6 +91,12 @@ def test_redis_error_texts(session: RedisSession) -> None:
     assert error(session, "MOVE", "a", "-2147483649") == out_of_int
     assert error(session, "SWAPDB", "2147483648", "0") == "ERR invalid first DB index"
     assert error(session, "SWAPDB", "0", "-2147483649") == "ERR invalid second DB index"
+    # names and options match without case in ASCII letters only, as strcasecmp: "ſ".upper() == "S"
+    run(session, "SET", "kept", "1")
+    assert error(session, "FLUSHALL", "\u017fYNC") == "ERR syntax error" and run(session, "GET", "kept") == "1"
+    assert error(session, "\u212aEYS", "*").startswith("ERR unknown command '\u212aEYS'")
+    assert error(session, "BGSAVE", "\u017fCHEDULE") == "ERR syntax error"
+    assert run(session, "flushall", "sync") is NO_OUTPUT
 
 
 def test_set_options(session: RedisSession, clock: Any) -> None:
@@ -161,6 +167,12 @@ def test_option_parsing_follows_redis(session: RedisSession) -> None:
     assert run(session, "SETRANGE", "nokey", str(2**63 - 1), "") == 0
     assert error(session, "SETRANGE", "k", str(512 * 1024 * 1024), "x") == (
         "ERR string exceeds maximum allowed size (proto-max-bulk-len)")
+    # the configured limit, not only Redis's default
+    assert run(session, "CONFIG", "SET", "proto-max-bulk-len", "1mb") is NO_OUTPUT
+    too_long = "ERR string exceeds maximum allowed size (proto-max-bulk-len)"
+    assert error(session, "SETRANGE", "big", str(2_000_000), "x") == too_long and run(session, "GET", "big") is None
+    run(session, "SET", "big", "x" * 1_048_000)
+    assert error(session, "APPEND", "big", "y" * 1000) == too_long and run(session, "STRLEN", "big") == 1_048_000
 
 
 def test_string_commands(session: RedisSession) -> None:
@@ -518,6 +530,10 @@ def test_a_password_removed_by_config_set_frees_the_clients_already_connected(st
     assert error(waiting, "PING") == "NOAUTH Authentication required."
     assert run(admin, "CONFIG", "SET", "requirepass", "") is NO_OUTPUT
     assert run(waiting, "PING") == "PONG" and run(waiting, "HELLO", "2")["proto"] == 2
+    # a password set again binds the client that never authenticated, not the one that did (as Redis)
+    assert run(admin, "CONFIG", "SET", "requirepass", "other") is NO_OUTPUT
+    assert error(waiting, "PING") == "NOAUTH Authentication required." and run(admin, "PING") == "PONG"
+    assert run(RedisSession(state, AliasBook()), "AUTH", "other") is NO_OUTPUT
 
 
 def test_config_set_refuses_limits_that_would_lock_every_client_out(session: RedisSession) -> None:

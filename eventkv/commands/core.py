@@ -32,6 +32,7 @@ quotes.  ``quote`` is the inverse: ``tokenize(join(words)) == words``.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -208,7 +209,7 @@ class CommandTable:
     def get(self, name: str) -> Command | None:
         command = self._commands.get(name)
         if command is None:
-            command = self._commands.get(name.lower())
+            command = self._commands.get(lower(name))
         return command
 
     def __contains__(self, name: object) -> bool:
@@ -253,6 +254,17 @@ def error_message(exc: BaseException) -> str:
     if isinstance(exc, CommandError):
         return str(exc)
     return str(CommandError(f"ERR internal error: {type(exc).__name__}: {exc}"))
+
+
+def upper(text: str) -> str:
+    """``text`` with its ASCII letters in upper case, as Redis compares names and options (strcasecmp):
+    ``"ſync".upper()`` is ``"SYNC"``, but no option of Redis's is spelled with a long s."""
+    return text.upper() if text.isascii() else re.sub("[a-z]+", lambda m: m.group().upper(), text)
+
+
+def lower(text: str) -> str:
+    """``text`` with its ASCII letters in lower case (``upper``'s reason)."""
+    return text.lower() if text.isascii() else re.sub("[A-Z]+", lambda m: m.group().lower(), text)
 
 
 def shown(text: str, limit: int = 60) -> str:

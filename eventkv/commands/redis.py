@@ -53,7 +53,7 @@ from typing import TYPE_CHECKING, Any
 from eventkv import __version__
 from eventkv.commands import longdouble
 from eventkv.commands.aliases import AliasBook
-from eventkv.commands.core import NO_OUTPUT, Command, CommandError, CommandTable, Handler, Text, shown
+from eventkv.commands.core import NO_OUTPUT, Command, CommandError, CommandTable, Handler, Text, lower, shown, upper
 from eventkv.commands.find import glob_matcher, keys_matching, redis_glob
 from eventkv.commands.seed import SEED
 from eventkv.commands.session import Session
@@ -91,6 +91,12 @@ REDIS_VERSION = "7.0.0"
 _LLONG_MAX = 2**63 - 1
 _LLONG_MIN = -(2**63)
 _MAX_STRING = 512 * 1024 * 1024  # Redis's default proto-max-bulk-len: the longest value SETRANGE/APPEND make
+
+
+def _max_string(session: Session) -> int:
+    """The longest value SETRANGE and APPEND may make: the server's proto-max-bulk-len (Redis's default
+    for a session that belongs to no server, as in a batch over HTTP)."""
+    return session.server.proto_max_bulk_len if isinstance(session, RedisSession) else _MAX_STRING
 
 NOT_INTEGER = "ERR value is not an integer or out of range"
 SYNTAX = "ERR syntax error"
@@ -244,7 +250,8 @@ class RedisSession(Session):
     @property
     def fast_ok(self) -> bool:
         """True when a command may go straight to its handler: no queue, no password due, no command log."""
-        return self.multi is None and self.authenticated and self.command_log is None
+        return (self.multi is None and (self.authenticated or self.server.requirepass is None)
+                and self.command_log is None)
 
     @property
     def direct(self) -> Database | None:
@@ -269,7 +276,7 @@ class RedisSession(Session):
             command, args = self.resolve(argv)
         except CommandError as e:
             if self.multi is not None:
-                if argv and argv[0].lower() == "exec":  # as Redis: a malformed EXEC ends the transaction
+                if argv and lower(argv[0]) == "exec":  # as Redis: a malformed EXEC ends the transaction
                     self.multi = None
                     self.unwatch()
                     raise CommandError(f"EXECABORT Transaction discarded because of: "
@@ -288,10 +295,10 @@ class RedisSession(Session):
 
     def run(self, command: Command, args: list[str]) -> Any:
         name = command.name
-        if not self.authenticated and name not in _NO_AUTH:
-            if self.server.requirepass is not None:
-                raise CommandError(NOAUTH)
-            self.authenticated = True  # the password was removed since this client connected
+        if not self.authenticated and name not in _NO_AUTH and self.server.requirepass is not None:
+            # As Redis: a client that has not authenticated needs no password while none is
+            # set, and needs one again once one is set (it was never authenticated).
+            raise CommandError(NOAUTH)
         if self.multi is not None and name not in _NOT_QUEUED:
             if command.no_batch and name not in _QUEUED_DESPITE_NO_BATCH:
                 self.multi_failed = True
@@ -319,7 +326,7 @@ class RedisSession(Session):
         multi = -1 if self.multi is None else len(self.multi)
         cmd = self.last_command
         if isinstance(cmd, bytes):
-            cmd = cmd.decode("utf-8", "replace").lower()[:64]
+            cmd = cmd.lower().decode("utf-8", "replace")[:64]
         return (f"id={self.client_id} addr={self.addr} laddr={self.laddr} fd={self.fd} name={self.name} "
                 f"age={int(now - self.created)} idle={int(now - self.last_seen)} flags={flags} db={self.db} "
                 f"sub=0 psub=0 ssub=0 multi={multi} qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 "
@@ -380,7 +387,7 @@ def _expire_at(session: Session, option: str, text: str, command: str) -> int:
     invalid = CommandError(f"ERR invalid expire time in '{command}' command")
     if n <= 0:
         raise invalid
-    option = option.upper()
+    option = upper(option)
     if option in ("EX", "EXAT"):
         if n > _LLONG_MAX // 1000:
             raise invalid
@@ -473,7 +480,7 @@ def _string_options(args: list[str], start: int, for_set: bool) -> tuple[set[str
     i, n = start, len(args)
     while i < n:
         word = args[i]
-        option = word.upper() if word.isascii() else word  # as strcasecmp: ASCII letters only
+        option = upper(word)  # as strcasecmp: ASCII letters only
         if option in _EXPIRY_OPTIONS and i + 1 < n and not flags & (_TTL_OPTIONS - {option}):
             expiry = (option, args[i + 1])
             i += 1
@@ -576,7 +583,7 @@ def _append(session: Session, args: list[str]) -> Any:
         if not new.isascii():  # join the bytes: two halves of a character make the character
             new = _text(_bytes(old) + _bytes(args[1]))
         length = _blen(new)
-        if length > _MAX_STRING:
+        if length > _max_string(session):
             raise CommandError("ERR string exceeds maximum allowed size (proto-max-bulk-len)")
         tx.put(args[0], new, ttl=KEEP)
     return length
@@ -659,7 +666,7 @@ def _setrange(session: Session, args: list[str]) -> Any:
         data = b"" if old is None else _bytes(old)
         if not piece:  # as Redis: the length, whatever the offset
             return len(data)
-        if offset + len(piece) > _MAX_STRING:
+        if offset + len(piece) > _max_string(session):
             raise CommandError("ERR string exceeds maximum allowed size (proto-max-bulk-len)")
         if len(data) < offset:
             data += b"\x00" * (offset - len(data))
@@ -739,7 +746,7 @@ def _scan(session: Session, args: list[str]) -> Any:
     if len(rest) % 2:
         raise CommandError(SYNTAX)
     for option, value in zip(rest[::2], rest[1::2], strict=True):
-        option = option.upper()
+        option = upper(option)
         if option == "COUNT":
             count = integer(value)
             if count < 1:
@@ -747,7 +754,7 @@ def _scan(session: Session, args: list[str]) -> Any:
         elif option == "MATCH":
             pattern = value
         elif option == "TYPE":
-            kind = value.lower()
+            kind = lower(value)
         else:
             raise CommandError(SYNTAX)
     start, inclusive = "", True
@@ -782,7 +789,7 @@ def _expire_generic(session: Session, args: list[str], name: str, unit_ms: int, 
     key = args[0]
     options = set()
     for word in args[2:]:  # as Redis: the options are checked before the time
-        option = word.upper() if word.isascii() else word
+        option = upper(word)
         if option not in ("NX", "XX", "GT", "LT"):
             raise CommandError(f"ERR Unsupported option {shown(word)}")
         options.add(option)
@@ -852,7 +859,7 @@ def _dbsize(session: Session, args: list[str]) -> Any:
 
 
 def _flush_mode(args: list[str]) -> None:
-    if args and (len(args) > 1 or args[0].upper() not in ("ASYNC", "SYNC")):
+    if args and (len(args) > 1 or upper(args[0]) not in ("ASYNC", "SYNC")):
         raise CommandError(SYNTAX)
 
 
@@ -1044,7 +1051,7 @@ def _hello(session: Session, args: list[str]) -> Any:
     credentials: tuple[str, str] | None = None
     name: str | None = None
     while i < len(args):
-        option = args[i].upper()
+        option = upper(args[i])
         if option == "AUTH" and i + 2 < len(args):
             credentials = (args[i + 1], args[i + 2])
             i += 3
@@ -1072,7 +1079,7 @@ def _hello(session: Session, args: list[str]) -> Any:
 
 def _client(session: Session, args: list[str]) -> Any:
     s = _rs(session)
-    sub = args[0].lower()
+    sub = lower(args[0])
     rest = args[1:]
     n = len(rest)
     s.last_command = f"client|{sub}"[:64]
@@ -1084,7 +1091,7 @@ def _client(session: Session, args: list[str]) -> Any:
         s.name = _check_name(rest[0])
         return NO_OUTPUT
     if sub == "setinfo" and n == 2:
-        attr = rest[0].upper()
+        attr = upper(rest[0])
         if attr == "LIB-NAME":
             s.lib_name = _check_name(rest[1], "lib-name")
         elif attr == "LIB-VER":
@@ -1096,11 +1103,11 @@ def _client(session: Session, args: list[str]) -> Any:
         return Text(s.client_line() + "\n")
     if sub == "list":
         clients = list(s.server.clients.values()) or [s]
-        if n == 2 and rest[0].upper() == "TYPE":
-            if rest[1].lower() not in ("normal", "master", "replica", "pubsub"):
+        if n == 2 and upper(rest[0]) == "TYPE":
+            if lower(rest[1]) not in ("normal", "master", "replica", "pubsub"):
                 raise CommandError(f"ERR Unknown client type '{shown(rest[1])}'")
-            clients = clients if rest[1].lower() == "normal" else []
-        elif n >= 2 and rest[0].upper() == "ID":
+            clients = clients if lower(rest[1]) == "normal" else []
+        elif n >= 2 and upper(rest[0]) == "ID":
             ids = {integer(x, "ERR Invalid client ID") for x in rest[1:]}
             clients = [c for c in clients if c.client_id in ids]
         elif n:
@@ -1198,7 +1205,7 @@ def _human(n: float) -> str:
 
 def _slowlog(session: Session, args: list[str]) -> Any:
     log = session.store.metrics.slowlog
-    sub = args[0].lower()
+    sub = lower(args[0])
     if sub == "get" and len(args) <= 2:
         count = 10
         if len(args) == 2:
@@ -1224,7 +1231,7 @@ def _slowlog(session: Session, args: list[str]) -> Any:
 def _info(session: Session, args: list[str]) -> Any:
     s = _rs(session)
     sections = _info_sections(s)
-    wanted = [a.lower() for a in args] or ["default"]
+    wanted = [lower(a) for a in args] or ["default"]
     if any(w in ("all", "default", "everything") for w in wanted):
         names = list(sections)
     else:
@@ -1235,7 +1242,7 @@ def _info(session: Session, args: list[str]) -> Any:
 
 def memory_size(text: str) -> int:
     """``512mb``, ``1gb``, ``1024``... as bytes (Redis's memtoull)."""
-    match = re.fullmatch(r"([0-9]+)(b|k|kb|m|mb|g|gb)?", text.strip().lower())
+    match = re.fullmatch(r"([0-9]+)(b|k|kb|m|mb|g|gb)?", lower(text.strip()))
     if match is None:
         raise ValueError(text)
     factor = {None: 1, "b": 1, "k": 1000, "kb": 1024, "m": 1000**2, "mb": 1024**2, "g": 1000**3,
@@ -1267,7 +1274,7 @@ def _settings(s: RedisSession) -> dict[str, str]:
 
 def _config(session: Session, args: list[str]) -> Any:
     s = _rs(session)
-    sub = args[0].lower()
+    sub = lower(args[0])
     rest = args[1:]
     if sub == "get":
         if not rest:
@@ -1275,7 +1282,7 @@ def _config(session: Session, args: list[str]) -> Any:
         settings = _settings(s)
         out: dict[str, str] = {}
         for pattern in rest:
-            matches = _glob_matcher(pattern.lower())
+            matches = _glob_matcher(lower(pattern))
             for name, value in settings.items():
                 if matches(name):
                     out[name] = value
@@ -1285,7 +1292,7 @@ def _config(session: Session, args: list[str]) -> Any:
             raise arity_error("config|set")
         changes: list[tuple[str, str]] = []
         for name, value in zip(rest[::2], rest[1::2], strict=True):
-            name = name.lower()
+            name = lower(name)
             if name not in _settings(s):
                 raise CommandError(f"ERR Unknown option or number of arguments for CONFIG SET - '{shown(name)}'")
             if name in dict(changes):
@@ -1357,7 +1364,7 @@ def _save(session: Session, args: list[str]) -> Any:
 
 def _bgsave(session: Session, args: list[str]) -> Any:
     server = _rs(session).server
-    if args and args[0].upper() != "SCHEDULE":
+    if args and upper(args[0]) != "SCHEDULE":
         raise CommandError(SYNTAX)
     if _bgsave_running(server):
         raise CommandError("ERR Background save already in progress")
@@ -1406,16 +1413,16 @@ def _command_list(table: CommandTable, args: list[str]) -> list[str]:
     """``COMMAND LIST [FILTERBY MODULE name | ACLCAT category | PATTERN glob]``, as Redis answers it."""
     if not args:
         return table.names()
-    if len(args) != 3 or args[0].lower() != "filterby":
+    if len(args) != 3 or lower(args[0]) != "filterby":
         raise CommandError("ERR syntax error")
-    kind, value = args[1].lower(), args[2]
+    kind, value = lower(args[1]), args[2]
     if kind == "module":
         return []  # eventkv has no modules
     if kind == "aclcat":
-        category = value.lower().removeprefix("@")
+        category = lower(value).removeprefix("@")
         return [c.name for c in table if _group(c) == category]
     if kind == "pattern":
-        matches = _glob_matcher(value.lower())  # command names are matched without case, as by Redis
+        matches = _glob_matcher(lower(value))  # command names are matched without case, as by Redis
         return [name for name in table.names() if matches(name)]
     raise CommandError("ERR syntax error")
 
@@ -1424,7 +1431,7 @@ def _command(session: Session, args: list[str]) -> Any:
     table = session.table
     if not args:
         return [_command_info(c) for c in table]
-    sub = args[0].lower()
+    sub = lower(args[0])
     rest = args[1:]
     if sub == "count" and not rest:
         return len(table)

@@ -333,7 +333,7 @@ _COMMAND_NAMES: dict[bytes, str] = {}  # command name bytes -> the lower-case la
 
 def _command_label(name: bytes) -> str:
     """The metrics label of a command name; names seen are remembered (at most 1,000 distinct ones)."""
-    label = name[:64].decode("utf-8", "replace").lower()
+    label = name[:64].lower().decode("utf-8", "replace")  # ASCII letters only, as Redis folds names
     if len(_COMMAND_NAMES) < 1000:
         _COMMAND_NAMES[name] = label
     return label if len(_COMMAND_NAMES) < 1000 or name in _COMMAND_NAMES else "other"

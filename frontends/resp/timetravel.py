@@ -31,7 +31,7 @@ from itertools import islice
 from typing import Any
 
 from eventkv.commands import CommandError, CommandTable
-from eventkv.commands.core import Command, shown
+from eventkv.commands.core import Command, shown, upper
 from eventkv.commands.session import Session
 from eventkv.errors import EventKVError
 from eventkv.events import dump_json, event_to_json
@@ -67,7 +67,7 @@ def _option_count(args: list[str], name: str, high: int | None = None) -> int | 
     rest = args[1:]
     if not rest:
         return None
-    if len(rest) != 2 or rest[0].upper() != "COUNT":
+    if len(rest) != 2 or upper(rest[0]) != "COUNT":
         raise CommandError(f"ERR syntax error: {name} takes only COUNT n after its first argument")
     return _count(rest[1], name, high)
 
