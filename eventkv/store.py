@@ -174,11 +174,13 @@ class Database:
         return value
 
     def get_many(self, keys: list[str]) -> list[str | None]:
-        """``[get(key) for key in keys]``: looked up in C while none of them has an expiry time.  O(k)."""
-        ks = self._dbs[self.index]
-        if ks._expires and any(map(ks._expires.__contains__, keys)):
-            return list(map(self.get, keys))
-        return list(map(ks._data.get, keys))
+        """``[get(key) for key in keys]`` at one moment: under the lock, so never half of a transaction
+        another thread is applying (as MGET).  Looked up in C while none of them has an expiry time.  O(k)."""
+        with self._store._lock:
+            ks = self._dbs[self.index]
+            if ks._expires and any(map(ks._expires.__contains__, keys)):
+                return list(map(self.get, keys))
+            return list(map(ks._data.get, keys))
 
     def exists(self, key: str) -> bool:
         """True if ``key`` is present and not expired.  O(1)."""
@@ -553,9 +555,16 @@ class Store(Database):
         self._expirer.start()
 
     def close(self) -> None:
-        """Stop the background work, make the log durable and release it.  Idempotent."""
+        """Stop the background work, make the log durable and release it.  Idempotent.
+
+        Not from inside ``update``, ``atomic`` or a commit on this thread: the background
+        thread it waits for may be waiting for the lock this thread holds.
+        """
         if self._closed:
             return
+        if self._lock._is_owned():  # type: ignore[attr-defined]
+            raise EventKVError("close() was called while this thread holds the store (inside update(), atomic() "
+                               "or a commit): close it after that returns")
         self._stop.set()
         if self._expirer is not None:
             self._expirer.join()
@@ -833,13 +842,29 @@ class Store(Database):
                 with self._lock:
                     self._drain_expiry_lags()
                 self._log_upkeep()
-            except Exception:  # pragma: no cover - must never kill the thread
+            except (EventKVError, OSError) as e:  # a compaction or a write that failed: said, and tried again
+                log.error("background work failed", error=str(e))
+            except Exception:  # pragma: no cover - a bug; must never kill the thread
                 log.exception("background work failed")
 
     # ------------------------------------------------------------------ segments, snapshots, backups
 
     def _log_upkeep(self) -> None:
-        """Seal the active segment when it is big or old enough, and start a compaction."""
+        """Seal the active segment when it is big or old enough, and start a compaction.
+
+        The compaction child belongs to whoever holds ``_save_lock``: while a ``save()``
+        runs (and waits for its child), this cycle leaves both alone.  Two threads
+        finishing one child read a pipe one of them had closed (EBADF), and each
+        could start a compactor of its own.
+        """
+        if not self._save_lock.acquire(blocking=False):
+            return
+        try:
+            self._upkeep_locked()
+        finally:
+            self._save_lock.release()
+
+    def _upkeep_locked(self) -> None:
         if self._compactor is not None and self._compactor.poll() is not None:
             self._finish_compaction(self._compactor)
         event_log = self._log

@@ -186,6 +186,19 @@ def test_keys_expired_at_the_snapshot_time_may_be_dropped(tmp_path: Path) -> Non
         assert sorted(s.keys()) == ["later", "long"]
 
 
+def test_the_background_upkeep_leaves_the_compaction_to_a_running_save(tmp_path: Path) -> None:
+    """One owner for the compaction child: two threads finishing it read a pipe the other closed (EBADF)."""
+    d = tmp_path / "d"
+    with open_store(d, segment_bytes=4096) as s:
+        fill(s, 300)  # past the segment size: the upkeep would seal and compact
+        with s._save_lock:  # as while save() runs
+            s._log_upkeep()
+            assert s._compactor is None and sealed_segments(str(d)) == []
+        s._log_upkeep()
+        assert s._compactor is not None
+        assert s.save() == s.last_seq and s._compactor is None  # finishes the running one, then its own
+
+
 def test_the_log_is_sealed_and_compacted_in_the_background_when_it_grows(tmp_path: Path) -> None:
     d = tmp_path / "d"
     with open_store(d, background=True, segment_bytes=4096, hz=50) as s:

@@ -715,6 +715,54 @@ def test_close_is_idempotent_and_writes_after_it_are_refused(store: Store) -> No
     assert again.closed
 
 
+def test_close_inside_update_is_refused_instead_of_waiting_forever(tmp_path: Path) -> None:
+    """The background thread close() waits for may be waiting for the lock update() holds."""
+    with Store.open(tmp_path / "d", fsync="no", hz=50) as s:
+        def close_inside(old: str | None) -> str:
+            s.close()
+            return "never"
+
+        with pytest.raises(EventKVError, match="holds the store"):
+            s.update("k", close_inside)
+        with pytest.raises(EventKVError, match="holds the store"), s.atomic():
+            s.close()
+        assert not s.closed and s.get("k") is None
+        s.put("k", "1")
+    assert s.closed
+
+
+def test_get_many_never_sees_half_of_a_transaction(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A reader on another thread, let in while the commit is half applied, reads before or after it."""
+    from projections.keyspace import Keyspace
+
+    half, read = threading.Event(), threading.Event()
+    original = Keyspace.set
+
+    def pausing_set(self: Keyspace, key: str, value: str, expire_at: int | None) -> None:
+        original(self, key, value, expire_at)
+        if key == "a" and value == "2":  # "a" is written, "b" is not yet
+            half.set()
+            read.wait(timeout=0.5)  # the reader blocks on the lock, so this waits it out
+
+    monkeypatch.setattr(Keyspace, "set", pausing_set)
+    store.put("a", "1", ttl=None)
+    store.put("b", "1", ttl=None)
+    seen: list[list[str | None]] = []
+
+    def reader() -> None:
+        half.wait(timeout=10)
+        seen.append(store.get_many(["a", "b"]))
+        read.set()
+
+    thread = threading.Thread(target=reader)
+    thread.start()
+    with store.transaction() as tx:
+        tx.put("a", "2", ttl=None)
+        tx.put("b", "2", ttl=None)
+    thread.join(timeout=10)
+    assert seen == [["2", "2"]]
+
+
 @pytest.mark.parametrize("text", ["\ud800", "x\udbff", "\udc00", "\udc7f y", "\ud83d\ude00"])
 def test_text_holding_a_surrogate_that_stands_for_no_byte_is_refused_before_it_is_logged(
         store: Store, reopen, text: str) -> None:
