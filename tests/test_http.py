@@ -308,6 +308,20 @@ def test_text_no_client_could_read_back_is_refused_with_400_and_changes_nothing(
     assert client.get("/v1/keys/caf%C3%A9").body["value"] == "€"
 
 
+def test_a_client_that_goes_away_mid_body_leaves_no_traceback(tmp_path: Path) -> None:
+    """Else any client could fill the server's log, some 25 lines a dropped connection."""
+    s = HttpServer.start(tmp_path / "data")
+    try:
+        for _ in range(3):
+            with socket.create_connection(("127.0.0.1", s.port), timeout=10) as sock:
+                sock.sendall(b"POST /v1/batch HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                             b"Content-Length: 1000\r\n\r\n[\"put a 1\"")
+        assert s.client().get("/v1/health").status == 200
+    finally:
+        status, _, err = s.stop()
+    assert status == 0 and "Traceback" not in err and "Connection lost" not in err, err[-2000:]
+
+
 def test_bodies_over_the_limit_are_refused_with_413_and_change_nothing(client: Client) -> None:
     big = {"command": "big " + "x" * 70_000}
     r = client.put("/put", big)

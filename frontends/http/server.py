@@ -129,11 +129,13 @@ async def start_http(store: Store, aliases: AliasBook, config: Config, *, host: 
 
 class _NotHttp(logging.Filter):
     """Drops aiohttp's traceback for a request that is not HTTP, or whose body is not what its
-    encoding says: the client's fault, already answered 400."""
+    encoding says (the client's fault, already answered 400), or whose client went away
+    mid-request (nobody to answer; one such line a dropped connection would let any
+    client fill the log)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         error = record.exc_info[1] if record.exc_info else None
-        return not isinstance(error, (HttpProcessingError, RequestPayloadError))
+        return not isinstance(error, (HttpProcessingError, RequestPayloadError, ConnectionError))
 
 
 _NOT_HTTP = _NotHttp()
