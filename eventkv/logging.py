@@ -36,9 +36,11 @@ def _render(_logger: Any, _name: str, event: MutableMapping[str, Any]) -> str:
     component = event.pop("component", "eventkv")
     message = event.pop("event", "")
     level = event.pop("level", "info")
+    trace = event.pop("exception", None)  # log.exception's traceback (format_exc_info), on the lines after
     prefix = "log" if level in ("info", "debug") else level
     extra = " ".join(f"{k}={v!r}" if isinstance(v, str) and " " in v else f"{k}={v}" for k, v in event.items())
-    return f"{stamp}\t[{component}]\t{prefix}:{message}" + (f" {extra}" if extra else "")
+    line = f"{stamp}\t[{component}]\t{prefix}:{message}" + (f" {extra}" if extra else "")
+    return f"{line}\n{trace.rstrip()}" if trace else line
 
 
 def _stderr_logger(*_args: Any) -> Any:
@@ -49,7 +51,7 @@ def _stderr_logger(*_args: Any) -> Any:
 def configure(level: str = "warning", stream: TextIO | None = None) -> None:
     """Route every eventkv log line at ``level`` or above to ``stream`` (stderr by default)."""
     structlog.configure(
-        processors=[structlog.processors.add_log_level, _render],
+        processors=[structlog.processors.add_log_level, structlog.processors.format_exc_info, _render],
         wrapper_class=structlog.make_filtering_bound_logger(_LEVELS[level]),
         logger_factory=structlog.PrintLoggerFactory(stream) if stream is not None else _stderr_logger,
         cache_logger_on_first_use=False,

@@ -171,3 +171,24 @@ def test_an_infinite_default_ttl_is_a_config_error_or_means_never(tmp_path: Path
     assert c.default_ttl is None
     with Store.open(tmp_path / "d", background=False, default_ttl="inf") as s:
         s.put("a", "1")
+
+
+def test_an_error_logged_with_its_exception_shows_the_traceback_on_the_lines_after() -> None:
+    import io
+
+    from eventkv.logging import configure, get_logger
+
+    stream = io.StringIO()
+    configure("info", stream)
+    try:
+        try:
+            1 / 0  # noqa: B018
+        except ZeroDivisionError:
+            get_logger("Test").exception("background work failed", n=1)
+        get_logger("Test").info("after", a="b c")
+    finally:
+        configure()
+    first, *trace, last = stream.getvalue().splitlines()
+    assert first.endswith("[Test]\terror:background work failed n=1")
+    assert trace[0] == "Traceback (most recent call last):" and trace[-1].startswith("ZeroDivisionError")
+    assert last.endswith("[Test]\tlog:after a='b c'")
