@@ -34,7 +34,7 @@ import sys
 import threading
 import time
 import weakref
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from eventkv import config as config_module
@@ -417,6 +417,8 @@ class Store(Database):
         "_open_txs",
         "_journal",
         "_db_journal",
+        "_db_writes",
+        "_interest",
         "_observers",
         "_stop",
         "_expirer",
@@ -450,8 +452,15 @@ class Store(Database):
         self._default_ttl_ms = _ttl_ms(config.default_ttl)
         self._sync_always = config.fsync == "always"
         self._open_txs = 0  # optimistic transactions open: while > 0, commits are journaled
+        #: (db, key) -> the last commit that changed it, for the keys some open transaction has used
         self._journal: dict[tuple[int, str], int] = {}
+        #: (db, key) -> how many open transactions have used it: only those keys are journaled, so
+        #: the journal holds what open transactions used, not every key written while one is open
+        self._interest: dict[tuple[int, str], int] = {}
+        #: db -> the last commit that cleared, flushed or swapped it
         self._db_journal: dict[int, int] = {}
+        #: db -> the last commit that changed any of its keys (for transactions that listed it)
+        self._db_writes: dict[int, int] = {}
         self._observers: list[Observer] = []
         self._stop = threading.Event()
         self._expirer: threading.Thread | None = None
@@ -685,9 +694,10 @@ class Store(Database):
     def _committed(self, seq: int, now: int, change: Change, line: bytes) -> None:
         if self._open_txs:
             self._note_for_transactions(change, seq)
-        elif self._journal or self._db_journal:
+        elif self._journal or self._db_journal or self._db_writes:
             self._journal.clear()
             self._db_journal.clear()
+            self._db_writes.clear()
         for observer in self._observers:
             observer(seq, now, change, line)
 
@@ -737,7 +747,10 @@ class Store(Database):
             for inner in change.changes:
                 self._note_for_transactions(inner, seq)
         elif isinstance(change, (Put, Delete, Expire, Persist)):
-            journal[(change.db, change.key)] = seq
+            used = (change.db, change.key)
+            if used in self._interest:
+                journal[used] = seq
+            self._db_writes[change.db] = seq
         elif isinstance(change, Clear):
             self._db_journal[change.db] = seq
         elif isinstance(change, FlushAll):
@@ -997,9 +1010,23 @@ class Store(Database):
             install_directory(staging, dst)
 
 
-def _forget_transaction(store: Store) -> None:
+def _forget_transaction(store: Store, seen: dict[tuple[int, str], int]) -> None:
     with store._lock:
         store._open_txs -= 1
+        _release(store, seen)
+
+
+def _release(store: Store, used: Iterable[tuple[int, str]]) -> None:
+    """Drop a transaction's interest in ``used`` (under the store's lock): a key no open transaction
+    uses any more leaves the journal."""
+    interest = store._interest
+    for key in used:
+        n = interest.get(key, 0) - 1
+        if n > 0:
+            interest[key] = n
+        else:
+            interest.pop(key, None)
+            store._journal.pop(key, None)
 
 
 class Transaction:
@@ -1033,7 +1060,7 @@ class Transaction:
             with store._lock:
                 store._open_txs += 1
             # An abandoned transaction stops the journal when it is collected.
-            self._finalizer = weakref.finalize(self, _forget_transaction, store)
+            self._finalizer = weakref.finalize(self, _forget_transaction, store, self._seen)
 
     @property
     def is_open(self) -> bool:
@@ -1058,7 +1085,7 @@ class Transaction:
         with s._lock:
             first = not self._locked and (db, key) not in self._seen
             if first:
-                self._seen[(db, key)] = s._last_seq
+                self._use(db, key)
             ks = s._keyspaces.dbs[self._held_in.get(db, db)]
             value = ks.get(key, now)
             if value is None:
@@ -1070,11 +1097,18 @@ class Transaction:
             self._seen_alive.setdefault((db, key), exp)
         return value, exp
 
+    def _use(self, db: int, key: str) -> None:
+        """Note that this transaction used ``key`` as of now (under the store's lock): commits that
+        change it from now on are journaled, and conflict with this one."""
+        s = self._store
+        self._seen[(db, key)] = s._last_seq
+        s._interest[(db, key)] = s._interest.get((db, key), 0) + 1
+
     def _write(self, db: int, key: str, entry: tuple[str | None, int | None], change: Change) -> None:
         if not self._locked and (db, key) not in self._seen:
             s = self._store
             with s._lock:
-                self._seen[(db, key)] = s._last_seq
+                self._use(db, key)
                 if s._keyspaces.dbs[db].peek(key) is None:
                     self._seen_absent.add((db, key))
         self._overlay[(db, key)] = entry
@@ -1299,8 +1333,13 @@ class Transaction:
         try:
             yield self
         except BaseException:
-            (self._overlay, self._cleared, kept, self._seen, self._seen_alive, self._seen_absent,
+            (self._overlay, self._cleared, kept, seen, self._seen_alive, self._seen_absent,
              self._seen_dbs, self._held_in) = saved
+            if not self._locked:  # the keys the block used alone are no longer used
+                with self._store._lock:
+                    _release(self._store, [k for k in self._seen if k not in seen])
+            self._seen.clear()  # the same dict: the finalizer releases what it holds at the end
+            self._seen.update(seen)
             del self._changes[kept:]
             raise
 
@@ -1317,7 +1356,7 @@ class Transaction:
             self._locked = False
             self._store._lock.release()
         elif self._finalizer is not None and self._finalizer.detach() is not None:
-            _forget_transaction(self._store)
+            _forget_transaction(self._store, self._seen)
 
     def check(self) -> None:
         """Raise ConflictError if committing now would be refused (Redis's WATCH asks this at EXEC)."""
@@ -1343,9 +1382,7 @@ class Transaction:
                     f"transaction refused: key {key!r} expired after this transaction read it; nothing was applied"
                 )
         for db, seen in self._seen_dbs.items():
-            if db_journal.get(db, 0) > seen or any(
-                d == db and seq > seen for (d, _k), seq in journal.items()
-            ):
+            if db_journal.get(db, 0) > seen or s._db_writes.get(db, 0) > seen:
                 raise ConflictError(
                     f"transaction refused: database {db} was changed by another commit after this transaction "
                     f"listed it; nothing was applied"

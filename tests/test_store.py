@@ -591,6 +591,36 @@ def test_what_an_undone_savepoint_read_is_no_conflict(store: Store) -> None:
     assert store.get("other") == "1"
 
 
+def test_an_open_transaction_journals_only_the_keys_it_used(store: Store) -> None:
+    """An idle WATCH must not make every later write cost memory until it ends."""
+    tx = store.begin()
+    assert tx.get("w") is None
+    with pytest.raises(RuntimeError), tx.savepoint():
+        tx.get("undone")
+        raise RuntimeError("boom")
+    for i in range(5000):
+        store.put(f"k{i}", "v", ttl=None)
+    store.put("undone", "x", ttl=None)
+    assert store._journal == {} and set(store._interest) == {(0, "w")}
+    store.put("w", "1", ttl=None)
+    assert list(store._journal) == [(0, "w")]
+    with pytest.raises(ConflictError):
+        tx.commit()
+    assert store._journal == {} and store._interest == {}
+    listing = store.begin()
+    listing.keys()
+    other = store.begin()
+    other.get("k1")
+    store.put("fresh", "1", ttl=None)  # no one used it, but it changes the listed database
+    assert store._journal == {}
+    with pytest.raises(ConflictError):
+        listing.commit()
+    del other  # abandoned: collected, it lets go of what it used
+    import gc
+    gc.collect()
+    assert store._interest == {} and store._open_txs == 0
+
+
 def test_a_conflict_in_with_transaction_raises(store: Store) -> None:
     with pytest.raises(ConflictError):
         with store.transaction() as tx:
