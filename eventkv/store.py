@@ -28,6 +28,7 @@ import gc
 import itertools
 import math
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -535,7 +536,21 @@ class Store(Database):
         """
         os.makedirs(self.config.data_dir, exist_ok=True)
         with compaction_lock(self.config.data_dir), gc_paused():
+            self._remove_leftovers()
             self._load_files()
+
+    def _remove_leftovers(self) -> None:
+        """Remove what a process killed mid-write left: temporary files of whole-file writes
+        (``log.atomic_write``) and a snapshot a compactor wrote but did not install.  None is
+        ever read (the files they were to replace are there); a snapshot's can be gigabytes."""
+        directory = self.config.data_dir
+        for name in os.listdir(directory):
+            if _LEFTOVER.match(name):
+                try:
+                    os.unlink(os.path.join(directory, name))
+                except OSError:
+                    continue
+                log.info("removed a leftover of an interrupted write", file=name)
 
     def _load_files(self) -> None:
         self._keyspaces.defer_index()
@@ -1008,6 +1023,10 @@ class Store(Database):
                 shutil.rmtree(staging, ignore_errors=True)
                 raise
             install_directory(staging, dst)
+
+
+#: ``.AOF.txt.<random>.tmp`` and the like (``atomic_write``), and ``snapshot.db.new`` (``compact``)
+_LEFTOVER = re.compile(r"^(\.(AOF\.txt|snapshot\.db(\.new)?|alias\.json)\.[A-Za-z0-9_]+\.tmp|snapshot\.db\.new)$")
 
 
 def _forget_transaction(store: Store, seen: dict[tuple[int, str], int]) -> None:
