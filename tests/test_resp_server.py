@@ -261,6 +261,16 @@ def test_an_expiry_beyond_what_the_log_holds_is_an_invalid_expire_time(session: 
     assert run(session, "PEXPIREAT", "a", str(2**62 - 1)) == 1 and run(session, "PEXPIRETIME", "a") == 2**62 - 1
 
 
+def test_an_expiry_within_redis_bound_on_a_missing_key_is_0_as_redis_answers(session: RedisSession) -> None:
+    """The log's own bound is met only where the expiry would be set: Redis's comes first, then the key."""
+    assert run(session, "PEXPIREAT", "missing", str(2**63 - 1)) == 0
+    assert run(session, "EXPIREAT", "missing", str(2**63 // 1000)) == 0
+    assert error(session, "EXPIREAT", "missing", str(2**63 // 1000 + 1)) == (
+        "ERR invalid expire time in 'expireat' command")
+    run(session, "SET", "a", "1", "PX", "5000")
+    assert run(session, "PEXPIREAT", "a", str(2**63 - 1), "LT") == 0  # not set: Redis's answer, no error
+
+
 def test_incr_keeps_the_ttl(session: RedisSession) -> None:
     run(session, "SET", "n", "1", "EX", "100")
     run(session, "INCR", "n")

@@ -806,7 +806,7 @@ def _expire_generic(session: Session, args: list[str], name: str, unit_ms: int, 
     with _unit(session, name) as tx:
         now = session.store.now()
         at = n if absolute else now + n
-        if not _LLONG_MIN <= at < MAX_EXPIRE_AT:  # Redis: up to 2**63 - 1; the log: below 2**62 ms
+        if not _LLONG_MIN <= at <= _LLONG_MAX:  # Redis's bound, checked before the key is looked up
             raise invalid
         found = tx.lookup(key)
         if found is None:
@@ -818,6 +818,8 @@ def _expire_generic(session: Session, args: list[str], name: str, unit_ms: int, 
             return 0
         if at <= now:
             tx.delete(key)
+        elif at >= MAX_EXPIRE_AT:  # the log's bound (below 2**62 ms): only where Redis would set it
+            raise invalid
         else:
             tx.expire_at(key, at)
     return 1
