@@ -531,6 +531,13 @@ def test_auth(store: Store) -> None:
     assert run(s, "GET", "a") is None
     s2 = RedisSession(state, AliasBook())
     assert run(s2, "AUTH", "sekret") is NO_OUTPUT and run(s2, "PING") == "PONG"
+    # as Redis: AUTH first, then the name; a bad name fails HELLO but the client stays authenticated
+    s3 = RedisSession(state, AliasBook())
+    assert error(s3, "HELLO", "3", "AUTH", "default", "sekret", "SETNAME", "a b").startswith("ERR Client names")
+    assert run(s3, "GET", "a") is None and not s3.resp3
+    assert error(RedisSession(state, AliasBook()), "HELLO", "2") == (
+        "NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO AUTH <user> "
+        "<pass> option can be used to authenticate the client and select the RESP protocol version at the same time")
 
 
 def test_a_password_removed_by_config_set_frees_the_clients_already_connected(store: Store) -> None:

@@ -1058,7 +1058,7 @@ def _hello(session: Session, args: list[str]) -> Any:
             credentials = (args[i + 1], args[i + 2])
             i += 3
         elif option == "SETNAME" and i + 1 < len(args):
-            name = _check_name(args[i + 1])
+            name = args[i + 1]  # checked once the client is authenticated, as Redis does
             i += 2
         else:
             raise CommandError(f"ERR Syntax error in HELLO option '{shown(args[i])}'")
@@ -1070,10 +1070,10 @@ def _hello(session: Session, args: list[str]) -> Any:
         s.authenticated = True
     if not s.authenticated and s.server.requirepass is not None:
         raise CommandError("NOAUTH HELLO must be called with the client already authenticated, otherwise the "
-                           "HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and "
+                           "HELLO AUTH <user> <pass> option can be used to authenticate the client and "
                            "select the RESP protocol version at the same time")
     if name is not None:
-        s.name = name
+        s.name = _check_name(name)
     s.resp3 = resp3
     return {"server": "redis", "version": REDIS_VERSION, "proto": 3 if resp3 else 2, "id": s.client_id,
             "mode": "standalone", "role": "master", "modules": []}
