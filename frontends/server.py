@@ -42,6 +42,7 @@ from eventkv.commands.redis import ServerState, memory_size
 from eventkv.errors import ConfigError, EventKVError
 from eventkv.store import Store
 from frontends.resp.server import RespServer
+from frontends.shutdown import ignore_stop_signals
 
 log = eventkv_logging.get_logger("Server")
 
@@ -216,6 +217,7 @@ def run(args: argparse.Namespace) -> int:
         main = _serve(store, aliases, config, settings, sock, http=not args.no_http, command_log=command_log)
         return _run_loop(main, args.loop)
     finally:
+        ignore_stop_signals()
         try:
             if command_log is not None:
                 command_log.close()

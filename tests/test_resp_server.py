@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import random
+import signal
 import socket
 import subprocess
 import sys
@@ -888,6 +889,30 @@ def test_a_large_binary_value_costs_its_size_on_disk_not_six_times(tmp_path: Pat
     try:
         client = server.client()
         assert client.get("blob") == blob and client.get("nul") == b"\x00" * 100_000
+    finally:
+        server.stop()
+
+
+def test_a_second_sigterm_while_the_server_stops_does_not_cut_the_stop_short(tmp_path: Path) -> None:
+    """Once the loop has ended its signal handlers are gone: the default action killed the process
+    mid-close (status -15).  A running compaction makes the close last long enough to be hit."""
+    server = ServerProcess(tmp_path / "data").start()
+    client = server.client()
+    pipe = client.pipeline(transaction=False)
+    for i in range(100_000):
+        pipe.set(f"k{i}", "v" * 20)
+    pipe.execute()
+    client.bgsave()
+    client.close()
+    proc = server.proc
+    assert proc is not None
+    while proc.poll() is None:  # an impatient operator: SIGTERM until it is gone
+        proc.send_signal(signal.SIGTERM)
+        time.sleep(0.02)
+    assert server.stop() == 0, server.stderr[-2000:]
+    server = ServerProcess(tmp_path / "data").start()
+    try:
+        assert server.client().dbsize() == 100_000
     finally:
         server.stop()
 

@@ -47,6 +47,7 @@ from eventkv.errors import ConfigError, EventKVError
 from eventkv.logging import CommandLog
 from eventkv.store import Store
 from frontends.http.app import HttpApi, HttpSettings
+from frontends.shutdown import ignore_stop_signals
 
 log = eventkv_logging.get_logger("HTTP")
 
@@ -287,6 +288,7 @@ def run(args: argparse.Namespace) -> int:
         aliases = AliasBook.load(os.path.join(config.data_dir, ALIAS_FILE))
         return run_loop(_serve(store, aliases, config, settings), args.loop)
     finally:
+        ignore_stop_signals()
         store.close()
 
 
