@@ -845,9 +845,14 @@ def _persist(session: Session, args: list[str]) -> Any:
 
 def _db_index(text: str) -> int:
     """A database index as SELECT and MOVE read it: an integer that fits Redis's C ``int``."""
-    index = integer(text)
+    return _int32(text, NOT_INTEGER, "ERR value is out of range, value must between -2147483648 and 2147483647")
+
+
+def _int32(text: str, error: str, out_of_range: str | None = None) -> int:
+    """An integer that fits a C ``int``: ``error`` if it is none, ``out_of_range`` (or ``error``) if it does not fit."""
+    index = integer(text, error)
     if not -(2**31) <= index < 2**31:
-        raise CommandError("ERR value is out of range, value must between -2147483648 and 2147483647")
+        raise CommandError(out_of_range or error)
     return index
 
 
@@ -887,13 +892,6 @@ def _flushall(session: Session, args: list[str]) -> Any:
 def _check_db(store: Store, index: int) -> int:
     if not 0 <= index < store.databases:
         raise CommandError("ERR DB index is out of range")
-    return index
-
-
-def _int32(text: str, error: str) -> int:
-    index = integer(text, error)
-    if not -(2**31) <= index < 2**31:
-        raise CommandError(error)
     return index
 
 
