@@ -1300,6 +1300,20 @@ class Transaction:
         self.delete(key)
         return True
 
+    def copy(self, key: str, dest: str, db: int | None = None, replace: bool = False) -> bool:
+        """Copy a key and its expiry to ``dest`` in database ``db`` (this one if None) if ``dest`` is absent
+        there, or with ``replace`` (Redis's COPY): True if copied."""
+        self._check_open()
+        target = self.index if db is None else self._store.db(db).index
+        if target == self.index and dest == key:
+            raise ValueError("source and destination objects are the same")
+        now = self._store._clock()
+        found = self._lookup(self.index, key, now)
+        if found is None or (not replace and self._lookup(target, dest, now) is not None):
+            return False
+        self.put_at(dest, found[0], found[1], db=target)
+        return True
+
     def update(self, key: str, fn: Callable[[str | None], str | None], ttl: Any = KEEP) -> str | None:
         new = fn(self.get(key))
         if new is None:

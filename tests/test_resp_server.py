@@ -509,6 +509,70 @@ def test_databases(server_state: ServerState, session: RedisSession, store: Stor
     assert "db=2" in run(other, "CLIENT", "INFO")
 
 
+def test_copy_as_redis_server_answers(server_state: ServerState, session: RedisSession, store: Store,
+                                      reopen: Any) -> None:
+    """Replies and errors as redis-server 7.0 gave them; the copy keeps the expiry and survives a restart."""
+    run(session, "SET", "a", "123")
+    run(session, "SET", "t", "v", "PX", "100000")
+    assert run(session, "COPY", "a", "d") == 1 and run(session, "COPY", "a", "d") == 0
+    run(session, "SET", "a", "456")
+    assert run(session, "COPY", "a", "d", "REPLACE") == 1 and run(session, "GET", "d") == "456"
+    assert run(session, "COPY", "missing", "e") == 0 and run(session, "EXISTS", "e") == 0
+    assert run(session, "COPY", "a", "e", "DB", "1") == 1 and run(session, "COPY", "a", "e", "DB", "1") == 0
+    assert run(session, "COPY", "t", "t2", "replace", "replace") == 1 and run(session, "PTTL", "t2") == 100000
+    assert error(session, "COPY", "a", "a") == "ERR source and destination objects are the same"
+    assert error(session, "COPY", "a", "a", "DB", "0") == "ERR source and destination objects are the same"
+    assert error(session, "COPY", "a", "a", "DB", "99") == "ERR DB index is out of range"
+    assert error(session, "COPY", "a", "e", "DB", "x") == "ERR value is not an integer or out of range"
+    assert error(session, "COPY", "a", "e", "DB", "4294967296") == (
+        "ERR value is out of range, value must between -2147483648 and 2147483647")
+    for bad in (["FOO"], ["DB"], ["REPLACE", "DB"]):
+        assert error(session, "COPY", "a", "e", *bad) == "ERR syntax error"
+    assert error(session, "COPY", "a") == "ERR wrong number of arguments for 'copy' command"
+    run(session, "MULTI")  # queued, then one transaction with the rest
+    assert run(session, "COPY", "a", "m", "DB", "2") == QUEUED and run(session, "COPY", "a", "m") == QUEUED
+    assert run(session, "EXEC") == [1, 1]
+    assert error(session, "SUBSTR", "a") == "ERR wrong number of arguments for 'substr' command"
+    assert run(session, "SUBSTR", "a", "1", "-1") == "56" and run(session, "SUBSTR", "zz", "0", "1") == ""
+    again = reopen(store)
+    assert again.get("d") == "456" and again.db(1).get("e") == "456" and again.db(2).get("m") == "456"
+    assert again.get("m") == "456" and 99_000 < again.pttl("t2") <= 100_000
+
+
+def test_object_and_memory(session: RedisSession) -> None:
+    """OBJECT and MEMORY as redis-server 7.0 answered, but for what is not tracked here and for MEMORY
+    USAGE's figure, which is this process's own estimate."""
+    for key, value in [("a", "123"), ("b", "hello"), ("c", "x" * 45), ("big", "9" * 20), ("neg", "-5"),
+                       ("lz", "0123"), ("e", "é" * 22)]:
+        run(session, "SET", key, value)
+    assert [run(session, "OBJECT", "ENCODING", key) for key in ("a", "b", "c", "big", "neg", "lz", "e")] == [
+        "int", "embstr", "raw", "embstr", "int", "embstr", "embstr"]
+    assert run(session, "OBJECT", "encoding", "zz") is None and run(session, "OBJECT", "FREQ", "zz") is None
+    assert run(session, "OBJECT", "REFCOUNT", "a") == 2**31 - 1 and run(session, "OBJECT", "REFCOUNT", "b") == 1
+    assert run(session, "OBJECT", "REFCOUNT", "neg") == 1
+    assert error(session, "OBJECT", "FREQ", "b").startswith("ERR An LFU maxmemory policy is not selected")
+    assert error(session, "OBJECT", "IDLETIME", "b") == "ERR eventkv does not track when a key was last read"
+    assert error(session, "OBJECT", "FOO") == "ERR unknown subcommand 'FOO'. Try OBJECT HELP."
+    assert error(session, "OBJECT") == "ERR wrong number of arguments for 'object' command"
+    assert error(session, "OBJECT", "ENCODING") == "ERR wrong number of arguments for 'object|encoding' command"
+    assert error(session, "OBJECT", "ENCODING", "a", "b") == (
+        "ERR wrong number of arguments for 'object|encoding' command")
+    assert "ENCODING <key>" in run(session, "OBJECT", "HELP")
+    assert error(session, "OBJECT", "HELP", "x") == "ERR wrong number of arguments for 'object|help' command"
+    plain = run(session, "MEMORY", "USAGE", "b")
+    assert plain > 2 * len("hello") and run(session, "MEMORY", "USAGE", "b", "SAMPLES", "0") == plain
+    run(session, "EXPIRE", "b", "100")
+    assert run(session, "MEMORY", "USAGE", "b") > plain  # the expiry time costs memory too
+    assert run(session, "MEMORY", "USAGE", "c") > plain and run(session, "MEMORY", "USAGE", "zz") is None
+    assert error(session, "MEMORY", "USAGE", "a", "SAMPLES", "x") == "ERR value is not an integer or out of range"
+    for bad in (["SAMPLES", "-1"], ["SAMPLES"], ["FOO"]):
+        assert error(session, "MEMORY", "USAGE", "a", *bad) == "ERR syntax error"
+    assert error(session, "MEMORY", "USAGE") == "ERR wrong number of arguments for 'memory|usage' command"
+    assert error(session, "MEMORY", "FOO") == "ERR unknown subcommand 'FOO'. Try MEMORY HELP."
+    assert error(session, "MEMORY") == "ERR wrong number of arguments for 'memory' command"
+    assert "USAGE <key> [SAMPLES <count>]" in run(session, "MEMORY", "HELP")
+
+
 def test_seed_dialect_over_resp(session: RedisSession, store: Store) -> None:
     assert run(session, "put", "a", "1", "10000") is NO_OUTPUT
     assert 9999 <= store.ttl("a") <= 10000

@@ -708,6 +708,97 @@ def _rename(session: Session, args: list[str], nx: bool) -> Any:
     return 1 if nx else NO_OUTPUT
 
 
+def _copy(session: Session, args: list[str]) -> Any:
+    """COPY as redis-server 7.0 checks it: the options, then the same key in the same database, then
+    the database's range."""
+    source, dest = args[0], args[1]
+    db, replace, i = session.db, False, 2
+    while i < len(args):
+        option = upper(args[i])
+        if option == "REPLACE":
+            replace = True
+        elif option == "DB" and i + 1 < len(args):
+            i += 1
+            db = _db_index(args[i])
+        else:
+            raise CommandError(SYNTAX)
+        i += 1
+    if db == session.db and source == dest:
+        raise CommandError("ERR source and destination objects are the same")
+    _check_db(session.store, db)
+    with _unit(session, "copy") as tx:
+        return int(tx.copy(source, dest, db, replace))
+
+
+def _object(session: Session, args: list[str]) -> Any:
+    """OBJECT ENCODING, REFCOUNT, FREQ, IDLETIME, HELP.  A value is a string: its encoding is what
+    redis-server would choose for it when it is set (``int``, ``embstr`` up to 44 bytes, ``raw``),
+    which an APPEND or SETRANGE there changes to ``raw`` and here does not."""
+    sub = lower(args[0])
+    if sub == "help":
+        if len(args) != 1:
+            raise arity_error("object|help")
+        return ["OBJECT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+                "ENCODING <key>", "    the internal encoding of the value of <key>: int, embstr or raw",
+                "FREQ <key>", "    not tracked: eventkv has no LFU eviction policy",
+                "IDLETIME <key>", "    not tracked: eventkv does not record when a key was last read",
+                "REFCOUNT <key>", "    the number of references to the value of <key>",
+                "HELP", "    this list"]
+    if sub not in ("encoding", "freq", "idletime", "refcount"):
+        raise _unknown_subcommand("object", args[0])
+    if len(args) != 2:
+        raise arity_error(f"object|{sub}")
+    value = session.target.get(args[1])
+    if value is None:
+        return None
+    if sub == "freq":
+        raise CommandError("ERR An LFU maxmemory policy is not selected, access frequency not tracked.")
+    if sub == "idletime":
+        raise CommandError("ERR eventkv does not track when a key was last read")
+    try:
+        number: int | None = integer(value)
+    except CommandError:
+        number = None
+    if sub == "refcount":  # redis-server shares the integers 0 to 9999 between keys
+        return 2**31 - 1 if number is not None and 0 <= number < 10_000 else 1
+    return "int" if number is not None else "embstr" if _blen(value) <= 44 else "raw"
+
+
+#: bytes of a key's slot in the keyspace beyond its two strings, and of its expiry time (``memory``
+#: per key in ``tools.bench embedded``, less the strings: 149 and 199 bytes with 59-byte strings)
+_ENTRY_BYTES, _EXPIRY_BYTES = 31, 50
+
+
+def _memory(session: Session, args: list[str]) -> Any:
+    """MEMORY USAGE (an estimate: the key's and value's Python strings and their share of the
+    keyspace's tables) and HELP."""
+    sub = lower(args[0])
+    if sub == "help":
+        if len(args) != 1:
+            raise arity_error("memory|help")
+        return ["MEMORY <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+                "USAGE <key> [SAMPLES <count>]",
+                "    the bytes <key> and its value take in memory: an estimate (SAMPLES is accepted and ignored)",
+                "HELP", "    this list"]
+    if sub != "usage":
+        raise _unknown_subcommand("memory", args[0])
+    if len(args) < 2:
+        raise arity_error("memory|usage")
+    i = 2
+    while i < len(args):
+        if upper(args[i]) != "SAMPLES" or i + 1 == len(args):
+            raise CommandError(SYNTAX)
+        if integer(args[i + 1]) < 0:
+            raise CommandError(SYNTAX)
+        i += 2
+    found = session.target.lookup(args[1])
+    if found is None:
+        return None
+    value, expire_at = found
+    return (sys.getsizeof(args[1]) + sys.getsizeof(value) + _ENTRY_BYTES
+            + (0 if expire_at is None else _EXPIRY_BYTES))
+
+
 def _keys(session: Session, args: list[str]) -> Any:
     if not args:
         return session.target.keys()  # the seed dialect's ``keys``
@@ -1533,6 +1624,8 @@ REDIS = CommandTable("redis", [
        (2, 2), "string", keys=_K1, write=True),
     _c("getrange <key> <start> <end>", "the bytes start..end of the value of key", _getrange, (3, 3), "string",
        keys=_K1),
+    _c("substr <key> <start> <end>", "the bytes start..end of the value of key (as GETRANGE)", _getrange,
+       (3, 3), "string", keys=_K1),
     _c("setrange <key> <offset> <value>", "overwrite part of the value of key: the new length", _setrange,
        (3, 3), "string", keys=_K1, write=True),
     # keys
@@ -1551,6 +1644,12 @@ REDIS = CommandTable("redis", [
     _c("scan <cursor> [MATCH pattern] [COUNT count] [TYPE type]", "iterate over the keys, in sorted order",
        _scan, (1, None), "generic"),
     _c("randomkey", "a random key, or nil", _randomkey, (0, 0), "generic"),
+    _c("copy <source> <destination> [DB index] [REPLACE]", "copy a key and its expiry: 1 if copied", _copy,
+       (2, None), "generic", keys=(1, 2, 1), write=True),
+    _c("object <subcommand> [arg ...]", "ENCODING, REFCOUNT of a key's value (FREQ, IDLETIME: not tracked)",
+       _object, (1, None), "generic", keys=(2, 2, 1)),
+    _c("memory <subcommand> [arg ...]", "USAGE: the bytes a key and its value take in memory (an estimate)",
+       _memory, (1, None), "server", keys=(2, 2, 1)),
     _c("move <key> <db>", "move key to another database: 1 if moved", _move, (2, 2), "generic", keys=_K1,
        write=True),
     _c("expire <key> <seconds> [NX|XX|GT|LT]", "let key expire in seconds (0 or less: delete it)",

@@ -59,7 +59,7 @@ COMMANDS = {
     "PEXPIRE": "km", "EXPIREAT": "kt", "PEXPIREAT": "kT", "TTL": "k", "PTTL": "k", "PERSIST": "k",
     "EXPIRETIME": "k", "PEXPIRETIME": "k", "MOVE": "kd", "SELECT": "d", "SWAPDB": "dd", "FLUSHDB": "",
     "KEYS": "p", "SCAN": "p", "ECHO": "v", "PING": "", "MULTI": "", "EXEC": "", "DISCARD": "", "WATCH": "k",
-    "UNWATCH": "",
+    "UNWATCH": "", "COPY": "kk", "SUBSTR": "kii",
 }
 _SET_OPTIONS = ["NX", "XX", "GET", "EX", "PX", "EXAT", "PXAT", "KEEPTTL", "ex", "get"]
 _GETEX_OPTIONS = ["EX", "PX", "EXAT", "PXAT", "PERSIST", "KEEPTTL", "ex"]
@@ -94,6 +94,9 @@ def generate(rnd: random.Random, in_multi: bool) -> list[str]:
         args += rnd.sample(["NX", "XX", "GT", "LT", "nx", "FOO"], rnd.randint(1, 2))
     elif name == "SCAN":
         args = ["0", "MATCH", args[0], "COUNT", "1000"]
+    elif name == "COPY" and rnd.random() < 0.7:
+        for option in rnd.sample(["REPLACE", "DB", "replace", "db", "FOO"], rnd.randint(1, 2)):
+            args += [option, choices["d"]()] if option.upper() == "DB" else [option]
     if rnd.random() < 0.03 and args:  # arity damage (KEYS with no pattern is the seed dialect's)
         args = args[:-1] if rnd.random() < 0.5 and name != "KEYS" else [*args, "extra"]
     return [name, *args]
