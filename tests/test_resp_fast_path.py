@@ -17,6 +17,7 @@ from __future__ import annotations
 import copy
 import errno
 import json
+import re
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -34,11 +35,11 @@ from frontends.resp import server as server_module
 from frontends.resp.codec import encode_command
 from frontends.resp.server import TABLE, RespConnection, RespServer
 
-MODES = ("fast", "held", "handler", "generic")
+MODES = ("fast", "held", "handler", "generic", "monitored")
 
 
 class Transport:
-    """What a connection writes to, kept in memory."""
+    """What a connection writes to, kept in memory (it is never sent: the write buffer holds it all)."""
 
     def __init__(self) -> None:
         self.written = bytearray()
@@ -53,6 +54,9 @@ class Transport:
 
     def is_closing(self) -> bool:
         return self.closed
+
+    def get_write_buffer_size(self) -> int:
+        return len(self.written)  # nothing is ever sent
 
     def get_extra_info(self, name: str, default: Any = None) -> Any:
         return ("127.0.0.1", 40000) if name in ("peername", "sockname") else default
@@ -110,9 +114,16 @@ class Setup:
         elif mode == "generic":
             options["command_log"] = Recorder()
         self.server = RespServer(self.store, AliasBook(), state, **options)
+        self.store.metrics.slowlog.threshold_us = 60_000_000  # a pause of a busy machine is no slow command
         self.loop = Loop()
-        if mode == "held":
+        if mode in ("held", "monitored"):
             self.server.loop = self.loop  # type: ignore[assignment]  # what the server uses of a loop
+        #: in mode ``monitored``, what a MONITOR connection is sent (it is not a client: no id, no metrics)
+        self.monitor = Transport()
+        if mode == "monitored":
+            monitor = RespConnection(self.server)
+            monitor.transport = self.monitor
+            self.server.monitors.append(monitor)
         self.release = release
         self.connections: dict[int, tuple[RespConnection, Transport]] = {}
 
@@ -221,7 +232,7 @@ def direct_calls(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
 def test_the_fast_path_is_taken_only_by_the_fast_server(tmp_path: Path, direct_calls: list[str]) -> None:
     reads = one(cmd("SET", "k", "v"), cmd("GET", "k"), cmd("get", "k"), cmd("GeT", "k"))
     outcomes = play(tmp_path, reads)
-    assert direct_calls == ["set", "get", "get", "get"] * 2  # from fast and held only: the others use handlers
+    assert direct_calls == ["set", "get", "get", "get"] * 3  # fast, held and monitored: the others use handlers
     assert outcomes["fast"]["replies"][0] == b"+OK\r\n" + b"$1\r\nv\r\n" * 3
 
 
@@ -233,7 +244,7 @@ def test_a_run_of_plain_sets_is_written_at_once_in_order(tmp_path: Path, direct_
     out = same(tmp_path, [(0, pipeline), (1, cmd("GET", "a") + run[:30]), (1, run[30:] + cmd(b"GET", binary))])
     # A run ends at any other command, at a SET with options, and at the end of what one read holds;
     # a run of one is one put.
-    assert direct_calls == ["sets:4", "get", "set", "sets:2", "sets:4", "get", "set", "sets:3", "get"] * 2
+    assert direct_calls == ["sets:4", "get", "set", "sets:2", "sets:4", "get", "set", "sets:3", "get"] * 3
     assert out["replies"][0] == (b"+OK\r\n" * 4 + b"$1\r\n3\r\n" + b"+OK\r\n" * 4
                                  + b"*5\r\n$1\r\n3\r\n$1\r\n2\r\n$1\r\n5\r\n$1\r\n6\r\n$1\r\n7\r\n" + b"+OK\r\n" * 4)
     assert out["replies"][1] == b"$1\r\n3\r\n" + b"+OK\r\n" * 4 + b"$256\r\n" + binary + b"\r\n"
@@ -547,7 +558,8 @@ def test_a_read_of_gets_only_is_answered_at_once_as_one_by_one(tmp_path: Path, d
         cmd("GET", "a") + cmd("GET", "none"),
         cmd("GeT", "a") + cmd("GET", "a"),  # a name in mixed case: the general path
     ))
-    assert direct_calls == ["gets:5", "gets:2", "get", "get"] * 2  # fast and held; "GeT": the general path
+    # fast and held; "GeT": the general path; with a monitor, every GET goes through the general path
+    assert direct_calls == ["gets:5", "gets:2", "get", "get"] * 2 + ["get"] * 9
     assert out["replies"][0] == (b"+OK\r\n" + b"$1\r\n1\r\n$-1\r\n$5000\r\n" + big.encode() + b"\r\n$256\r\n" + binary
                                  + b"\r\n$1\r\n1\r\n" + b"+OK\r\n" + b"$1\r\n1\r\n$-1\r\n" + b"$1\r\n1\r\n" * 2)
     assert out["hits"] == (7, 2)
@@ -591,3 +603,38 @@ def test_a_value_stored_before_unreadable_text_was_refused_is_answered_with_an_e
     outcome = same(tmp_path, one(cmd("GET", "bad"), cmd("GET", "bad") + cmd("GET", "a"), cmd("MGET", "a", "bad"),
                                  cmd("SET", "bad", "fixed") + cmd("GET", "bad")))
     assert outcome["replies"][0] == error + error + b"$1\r\n1\r\n" + error + b"+OK\r\n$5\r\nfixed\r\n"
+
+
+def test_a_monitor_is_sent_every_command_as_redis_writes_it(tmp_path: Path) -> None:
+    """One line a command, before it runs: the time, the database and the client, then each word quoted
+    as redis-cli quotes it; passwords hidden, the administrative commands Redis hides left out."""
+    setup = Setup("monitored", tmp_path / "m", FakeClock(), None)
+    try:
+        setup.send(0, cmd("SET", "a", "1") + cmd("GET", "a"))
+        setup.send(1, cmd("AUTH", "default", "pw") + cmd("hello", "2", "auth", "default", "pw")
+                   + cmd("CONFIG", "GET", "maxclients") + cmd("CLIENT", "LIST") + cmd("SELECT", "2")
+                   + cmd(b"SET", b'k"\x01', b"\xff\n") + cmd("SET", "b", "2") + cmd("SET", "c", "3"))
+        lines = bytes(setup.monitor.written).split(b"\r\n")
+        assert lines.pop() == b""
+        assert [line.split(b"] ", 1)[1] for line in lines] == [
+            b'"SET" "a" "1"', b'"GET" "a"', b'"AUTH" "(redacted)" "(redacted)"',
+            b'"hello" "2" "auth" "(redacted)" "(redacted)"', b'"SELECT" "2"', b'"SET" "k\\"\\x01" "\\xff\\n"',
+            b'"SET" "b" "2"', b'"SET" "c" "3"']
+        heads = [re.match(rb"\+(\d+\.\d{6}) \[(\d+) 127\.0\.0\.1:40000\] ", line) for line in lines]
+        assert all(heads) and [h[2] for h in heads if h] == [b"0"] * 5 + [b"2"] * 3
+        assert setup.store.db(2).get("c") == "3"
+    finally:
+        setup.close()
+
+
+def test_a_monitor_that_does_not_read_is_disconnected(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(server_module, "MONITOR_BUFFER_LIMIT", 100)
+    setup = Setup("monitored", tmp_path / "m", FakeClock(), None)
+    try:
+        for i in range(10):
+            setup.send(0, cmd("SET", f"key-{i}", "value"))
+        assert setup.monitor.closed and not setup.server.monitors
+        assert 100 < len(setup.monitor.written) < 200  # what waited when the limit was passed
+        assert setup.store.get("key-9") == "value"  # the clients' commands went on
+    finally:
+        setup.close()

@@ -573,6 +573,18 @@ def test_object_and_memory(session: RedisSession) -> None:
     assert "USAGE <key> [SAMPLES <count>]" in run(session, "MEMORY", "HELP")
 
 
+def test_a_monitor_may_not_touch_the_keyspace(session: RedisSession) -> None:
+    """As redis-server 7.0 answers a client after MONITOR: keyspace commands refused, the others run."""
+    run(session, "MULTI")
+    assert error(session, "MONITOR") == "ERR Command not allowed inside a transaction"
+    run(session, "DISCARD")
+    assert run(session, "MONITOR") is NO_OUTPUT and session.monitoring and not session.fast_ok
+    for argv in (["GET", "a"], ["SET", "a", "1"], ["DBSIZE"], ["KEYS", "*"], ["put", "a", "1"], ["FLUSHALL"]):
+        assert error(session, *argv) == "ERR Replica can't interact with the keyspace", argv
+    assert run(session, "PING") == "PONG" and run(session, "ECHO", "x") == "x"
+    assert run(session, "SELECT", "1") is NO_OUTPUT and run(session, "MONITOR") is NO_OUTPUT
+
+
 def test_seed_dialect_over_resp(session: RedisSession, store: Store) -> None:
     assert run(session, "put", "a", "1", "10000") is NO_OUTPUT
     assert 9999 <= store.ttl("a") <= 10000
@@ -754,6 +766,30 @@ def test_strings_and_ttls_over_the_network(r: Any) -> None:
     assert r.incrbyfloat("f", 1.5) == 1.5
     with pytest.raises(redis.ResponseError, match="value is not an integer or out of range"):
         r.incr("f")
+
+
+def test_monitor_with_redis_py(live: ServerProcess, r: Any) -> None:
+    """redis-py's MONITOR reader parses what the server sends; a pipeline's SETs and a lone GET (the
+    server's fast paths) are shown too, and the monitor's disconnection leaves the server serving."""
+    with r.monitor() as monitor:
+        other = live.client()
+        other.set("watched", "va lue")
+        pipe = other.pipeline(transaction=False)
+        pipe.set("p1", "1").set("p2", "2").get("p1")
+        assert pipe.execute() == [True, True, b"1"]
+        other.get("watched")
+        other.execute_command("AUTH", "default", "hunter2")
+        seen: list[dict[str, Any]] = []
+        while not seen or not seen[-1]["command"].startswith("AUTH"):
+            entry = monitor.next_command()
+            if not entry["command"].startswith(("HELLO", "CLIENT")):  # redis-py's own on connecting
+                seen.append(entry)
+        other.close()
+    assert [entry["command"] for entry in seen] == [
+        "SET watched va lue", "SET p1 1", "SET p2 2", "GET p1", "GET watched", "AUTH (redacted) (redacted)"]
+    assert all(entry["db"] == 0 and entry["client_address"] == "127.0.0.1" for entry in seen)
+    assert seen[0]["time"] <= seen[-1]["time"]
+    assert r.get("watched") == b"va lue"
 
 
 def test_a_pipeline_of_1000_commands(r: Any) -> None:

@@ -245,13 +245,15 @@ class RedisSession(Session):
         self.last_seen = self.created
         #: the name of the last command run (bytes as the network code sees it, or str)
         self.last_command: bytes | str = "NULL"
+        #: True after ``MONITOR``: the network code sends the client every command others run
+        self.monitoring = False
         super().__init__(server.store, aliases, db, table=table or RESP, local=False, command_log=command_log)
 
     @property
     def fast_ok(self) -> bool:
         """True when a command may go straight to its handler: no queue, no password due, no command log."""
         return (self.multi is None and (self.authenticated or self.server.requirepass is None)
-                and self.command_log is None)
+                and self.command_log is None and not self.monitoring)
 
     @property
     def direct(self) -> Database | None:
@@ -299,6 +301,8 @@ class RedisSession(Session):
             # As Redis: a client that has not authenticated needs no password while none is
             # set, and needs one again once one is set (it was never authenticated).
             raise CommandError(NOAUTH)
+        if self.monitoring and (command.write or _group(command) in _KEYSPACE_GROUPS or name == "dbsize"):
+            raise CommandError("ERR Replica can't interact with the keyspace")  # as Redis answers a MONITOR
         if self.multi is not None and name not in _NOT_QUEUED:
             if command.no_batch and name not in _QUEUED_DESPITE_NO_BATCH:
                 self.multi_failed = True
@@ -322,7 +326,7 @@ class RedisSession(Session):
     def client_line(self) -> str:
         """This client's ``CLIENT LIST`` line."""
         now = time.perf_counter()
-        flags = "x" if self.multi is not None else "N"
+        flags = "O" if self.monitoring else "x" if self.multi is not None else "N"
         multi = -1 if self.multi is None else len(self.multi)
         cmd = self.last_command
         if isinstance(cmd, bytes):
@@ -335,6 +339,8 @@ class RedisSession(Session):
 
 
 _NO_AUTH = frozenset({"auth", "hello", "quit"})
+#: the commands a MONITOR client may not run: those that read or write keys
+_KEYSPACE_GROUPS = frozenset({"string", "generic", "eventkv"})
 _NOT_QUEUED = frozenset({"exec", "discard", "multi", "watch", "quit", "exit"})
 #: queued in MULTI as Redis queues them: EXEC runs SELECT in its unit and answers BGSAVE with an error
 _QUEUED_DESPITE_NO_BATCH = frozenset({"select", "bgsave"})
@@ -797,6 +803,12 @@ def _memory(session: Session, args: list[str]) -> Any:
     value, expire_at = found
     return (sys.getsizeof(args[1]) + sys.getsizeof(value) + _ENTRY_BYTES
             + (0 if expire_at is None else _EXPIRY_BYTES))
+
+
+def _monitor(session: Session, args: list[str]) -> Any:
+    """MONITOR: from now on the connection is sent every command the server's RESP clients run."""
+    _rs(session).monitoring = True
+    return NO_OUTPUT
 
 
 def _keys(session: Session, args: list[str]) -> Any:
@@ -1581,6 +1593,8 @@ REDIS = CommandTable("redis", [
     _c("slowlog <subcommand> [arg ...]", "the commands slower than slowlog-log-slower-than µs (GET, LEN, RESET)",
        _slowlog, (1, None), "server"),
     _c("dbsize", "the number of keys in the selected database", _dbsize, (0, 0), "server"),
+    _c("monitor", "stream every command the server's clients run (their AUTH passwords hidden)", _monitor,
+       (0, 0), "server", no_batch=True),
     _c("flushdb [ASYNC|SYNC]", "remove every key of the selected database", _flushdb, (0, None), "server",
        write=True),
     _c("flushall [ASYNC|SYNC]", "remove every key of every database", _flushall, (0, None), "server", write=True),

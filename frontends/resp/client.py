@@ -31,7 +31,16 @@ from eventkv.commands.core import tokenize_spans
 from eventkv.commands.redis import RESP
 from eventkv.errors import EventKVError
 from frontends.repl import Repl, echo_reader, stdin_lines, terminal_reader
-from frontends.resp.codec import NEED_DATA, Error, ProtocolError, ReplyParser, SimpleString, Verbatim, encode_command
+from frontends.resp.codec import (
+    NEED_DATA,
+    Error,
+    ProtocolError,
+    ReplyParser,
+    SimpleString,
+    Verbatim,
+    encode_command,
+    repr_bytes,
+)
 
 #: seed commands whose replies are lists of pairs, shown as tuples as the local REPL shows them
 _PAIRS = frozenset({"items"})
@@ -82,27 +91,7 @@ class Connection:
 
 def _repr_bytes(data: bytes) -> str:
     """redis-cli's quoted form of a string (``sdscatrepr``)."""
-    out = ['"']
-    for b in data:
-        c = chr(b)
-        if c in '\\"':
-            out.append("\\" + c)
-        elif c == "\n":
-            out.append("\\n")
-        elif c == "\r":
-            out.append("\\r")
-        elif c == "\t":
-            out.append("\\t")
-        elif c == "\a":
-            out.append("\\a")
-        elif c == "\b":
-            out.append("\\b")
-        elif 32 <= b < 127:
-            out.append(c)
-        else:
-            out.append(f"\\x{b:02x}")
-    out.append('"')
-    return "".join(out)
+    return repr_bytes(data).decode("ascii")
 
 
 def format_tty(reply: Any, prefix: str = "") -> str:

@@ -114,6 +114,7 @@ __all__ = [
     "encode_reply",
     "format_double",
     "make_request_parser",
+    "repr_bytes",
     "text_bulks",
 ]
 
@@ -1035,6 +1036,22 @@ def bulk(b: bytes) -> bytes:
     if n < 1024:  # two small concatenations beat %-formatting
         return _BULK_HEADERS[n] + b + b"\r\n"
     return b"".join((b"$%d\r\n" % n, b, b"\r\n"))  # one copy of a large payload
+
+
+#: every byte ``repr_bytes`` writes otherwise than as itself, and what it writes
+_REPR_SPECIAL: Final = re.compile(rb'[^\x20\x21\x23-\x5b\x5d-\x7e]')
+_REPR_ESCAPES: Final = [b"\\x%02x" % b for b in range(256)]
+for _byte, _escape in zip(b'\\"\n\r\t\a\b', (rb'\\', rb'\"', rb"\n", rb"\r", rb"\t", rb"\a", rb"\b"), strict=True):
+    _REPR_ESCAPES[_byte] = _escape
+
+
+def repr_bytes(data: bytes) -> bytes:
+    r"""Redis's quoted form of a string (``sdscatrepr``), as redis-cli and MONITOR show one.
+
+    >>> print(repr_bytes(b'say "hi"\n\xff').decode())
+    "say \"hi\"\n\xff"
+    """
+    return b'"' + _REPR_SPECIAL.sub(lambda m: _REPR_ESCAPES[m.group()[0]], data) + b'"'
 
 
 def commands_of(columns: Sequence[Sequence[bytes]]) -> list[list[bytes]]:

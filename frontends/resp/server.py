@@ -108,6 +108,7 @@ from frontends.resp.codec import (
     commands_of,
     encode_reply,
     make_request_parser,
+    repr_bytes,
     text_bulks,
 )
 from frontends.resp.timetravel import TIMETRAVEL
@@ -123,6 +124,11 @@ _NIL3 = b"_\r\n"
 _NIL_ARRAY2 = b"*-1\r\n"
 
 _NO_FAST: dict[bytes, Any] = {}
+#: the commands MONITOR does not show, as Redis (its administrative ones); CLIENT LIST too
+_NOT_MONITORED = frozenset({b"config", b"save", b"bgsave", b"slowlog", b"monitor", b"debug", b"shutdown"})
+_REDACTED = b"(redacted)"
+#: bytes that may wait to be sent to a MONITOR connection before it is disconnected
+MONITOR_BUFFER_LIMIT = 32 << 20
 _NEVER: Any = object()  # an entry no look-up in the fast table gives
 
 # why reading from a client is paused (bit flags)
@@ -260,6 +266,8 @@ class RespServer:
         self.get_slot = store.metrics.slot(("resp", "get", "ok"))
         #: the latency histogram of every RESP command (``Metrics.histogram("resp")``)
         self.latency = self.get_slot.histogram
+        #: the connections that sent MONITOR (``feed_monitors``); the hot path checks it is empty
+        self.monitors: list[RespConnection] = []
 
     def ok_slot(self, name: bytes) -> Slot:
         """The slot in which the successes of command ``name`` (as sent, any case) are counted: kept
@@ -270,6 +278,36 @@ class RespServer:
             if len(self.ok_slots) < 1000:
                 self.ok_slots[name] = slot
         return slot
+
+    def feed_monitors(self, session: RedisSession, argv: list[bytes]) -> None:
+        """Send a command ``session`` is about to run to every MONITOR connection, as Redis writes it.
+
+        The commands Redis keeps from MONITOR (its administrative ones) are not sent, and
+        passwords are hidden.  A monitor that does not read what it is sent is disconnected once
+        ``MONITOR_BUFFER_LIMIT`` bytes wait for it: it must not hold the server's memory.
+        """
+        name = argv[0].lower()
+        if name in _NOT_MONITORED or (name == b"client" and len(argv) > 1 and argv[1].lower() == b"list"):
+            return
+        if name == b"auth":
+            argv = [argv[0], *[_REDACTED] * (len(argv) - 1)]
+        elif name == b"hello":
+            argv = list(argv)
+            for i in range(2, len(argv) - 2):
+                if argv[i].lower() == b"auth":
+                    argv[i + 1] = argv[i + 2] = _REDACTED
+        line = b"+%.6f [%d %b] %b\r\n" % (time.time(), session.db, session.addr.encode("utf-8", "replace"),
+                                          b" ".join(map(repr_bytes, argv)))
+        for monitor in list(self.monitors):
+            transport = monitor.transport
+            if transport is None or transport.is_closing():
+                continue
+            if transport.get_write_buffer_size() > MONITOR_BUFFER_LIMIT:
+                log.warning("MONITOR client disconnected: it does not read what it is sent", peer=monitor.addr,
+                            waiting_bytes=transport.get_write_buffer_size())
+                monitor.disconnect()
+                continue
+            transport.write(line)
 
     def hold(self, connection: RespConnection) -> None:
         """Write ``connection``'s held run of SETs with the others of this loop iteration (``release_held``)."""
@@ -383,6 +421,8 @@ class RespConnection(asyncio.Protocol):
         log.info("Connection from", peer=session.addr)
 
     def connection_lost(self, exc: Exception | None) -> None:
+        if self in self.server.monitors:
+            self.server.monitors.remove(self)
         session = self.session
         if session is not None:
             session.close()  # a queued MULTI, a WATCH, a 'begin' transaction: dropped, nothing applied
@@ -432,7 +472,7 @@ class RespConnection(asyncio.Protocol):
                 return
             if batch and group_sync is None and parser.idle:
                 columns = columns_of(batch)
-        if group_sync is None and columns is not None and self._plain_read(columns, batch):
+        if group_sync is None and columns is not None and not server.monitors and self._plain_read(columns, batch):
             return
         if batch is None:
             assert columns is not None  # one of the two is set
@@ -602,11 +642,14 @@ class RespConnection(asyncio.Protocol):
         started = clock()
         sets: list[list[bytes]] = []  # a run of plain SETs not yet written (their replies are in ``out``)
         gets: list[list[bytes]] = []  # a run of plain GETs answered, their metrics not yet kept
+        monitors = server.monitors
         while batch:
             count += len(batch)
             pipelined = len(batch) > 1
             for argv in batch:
                 name = argv[0]
+                if monitors:
+                    server.feed_monitors(session, argv)
                 entry = fast.get(name)
                 if entry is None and fast:
                     entry = fast.get(name.lower())
@@ -666,6 +709,8 @@ class RespConnection(asyncio.Protocol):
                     if session.closed:
                         close = True  # QUIT: what follows it is not run
                         break
+                    if session.monitoring and self not in monitors:
+                        monitors.append(self)
                     self._allows = self._allowed()
                     fast, direct, nil = self._allows
             if gets:
