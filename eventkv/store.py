@@ -45,6 +45,7 @@ from eventkv.config import Config
 from eventkv.errors import (
     ConflictError,
     EventKVError,
+    StoreClosedError,
     TransactionError,
 )
 from eventkv.events import (
@@ -396,6 +397,21 @@ class Database:
             tx.commit()
 
 
+_CLOSED_MESSAGE = "the store is closed: open it again with Store.open"
+
+
+class _ClosedKeyspace:
+    """What a closed store's databases read from: any use raises StoreClosedError."""
+
+    __slots__ = ()
+
+    def __getattr__(self, name: str) -> Any:
+        raise StoreClosedError(_CLOSED_MESSAGE)
+
+
+_CLOSED_KEYSPACE = _ClosedKeyspace()
+
+
 class Store(Database):
     """An eventkv store: the numbered databases, their log, and the background work.
 
@@ -602,6 +618,10 @@ class Store(Database):
         with self._lock:
             self._closed = True
             self._log.close()
+            # Every read of a database goes through this list (a swap exchanges its items): from now
+            # on each finds the store closed, at no cost to the reads of an open store, and the
+            # keyspaces' memory is released.
+            self._keyspaces.dbs[:] = [_CLOSED_KEYSPACE] * len(self._keyspaces.dbs)  # type: ignore[list-item]
 
     def __enter__(self) -> Store:
         return self
@@ -943,6 +963,8 @@ class Store(Database):
         process, as the background one does; this thread waits for it.
         """
         with self._save_lock:
+            if self._closed:
+                raise StoreClosedError(_CLOSED_MESSAGE)
             if self._compactor is not None:
                 self._compactor.wait()
                 self._finish_compaction(self._compactor)
@@ -963,6 +985,8 @@ class Store(Database):
         lock (so they do not move meanwhile).  ``Store.open(directory)`` starts with
         exactly the state as of the returned sequence number.
         """
+        if self._closed:
+            raise StoreClosedError(_CLOSED_MESSAGE)
         target = os.fspath(directory)
         data_dir = self.config.data_dir
         inside = os.path.join(os.path.realpath(data_dir), "")
@@ -1057,6 +1081,8 @@ class Transaction:
     """
 
     def __init__(self, db: Database, locked: bool) -> None:
+        if db._store._closed:
+            raise StoreClosedError(_CLOSED_MESSAGE)
         self._db = db
         self._store = store = db._store
         self.index = db.index

@@ -745,6 +745,26 @@ def test_close_is_idempotent_and_writes_after_it_are_refused(store: Store) -> No
     assert again.closed
 
 
+def test_a_closed_store_answers_nothing_but_that_it_is_closed(store: Store, tmp_path: Path) -> None:
+    """Reads too: a closed store's memory is released, so an answer would be made up (before, the
+    last state was still read from memory while writes were refused)."""
+    store.put("a", "1", ttl=None)
+    other, tx = store.db(1), store.begin()
+    tx.put("b", "2")
+    store.close()
+    reads = [lambda: store.get("a"), lambda: other.get("a"), lambda: store.exists("a"), store.keys, store.items,
+             store.size, lambda: store.ttl("a"), lambda: store.get_many(["a"]), store.begin, store.save,
+             lambda: store.backup(tmp_path / "backup"), lambda: other.atomic().__enter__(), lambda: tx.get("a")]
+    for read in reads:
+        with pytest.raises(StoreClosedError, match="closed"):
+            read()
+    assert not (tmp_path / "backup").exists()
+    with pytest.raises(StoreClosedError):
+        tx.commit()
+    with Store.open(store.config.data_dir, background=False) as again:
+        assert again.get("a") == "1" and again.get("b") is None
+
+
 def test_close_inside_update_is_refused_instead_of_waiting_forever(tmp_path: Path) -> None:
     """The background thread close() waits for may be waiting for the lock update() holds."""
     with Store.open(tmp_path / "d", fsync="no", hz=50) as s:
