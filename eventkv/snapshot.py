@@ -149,9 +149,12 @@ def load(path: str, state: Keyspaces) -> SnapshotInfo:
             if not line.endswith(b"\n"):
                 raise _damaged(path, lineno, "truncated (a torn line)")
             try:
-                d = load_json(unframe(line))
+                body = unframe(line)
+                del line  # before the JSON is parsed: a chunk may be hundreds of MB
+                d = load_json(body)
             except CodecError as e:
                 raise _damaged(path, lineno, str(e)) from None
+            del body
             if type(d) is not dict:
                 raise _damaged(path, lineno, "not a JSON object")
             if d.get("end") is True:

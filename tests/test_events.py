@@ -491,6 +491,11 @@ def test_a_batch_mixing_base64_values_is_held_as_columns() -> None:
 
 @pytest.mark.parametrize("fields, problem", [
     ('"value64":"not base64!"', "value64"),
+    ('"value64":"MQ"', "value64"),  # padding missing
+    ('"value64":"MQ==MQ=="', "value64"),  # data after the padding
+    ('"value64":"M Q=="', "value64"),
+    ('"value64":"MQ==\\n"', "value64"),
+    ('"value64":"MQ\u00e9="', "value64"),  # not ASCII
     ('"value64":5', "value64"),
     ('"value":null,"value64":"MQ=="', "'value' must be a string"),
 ])
