@@ -623,6 +623,12 @@ def test_a_monitor_is_sent_every_command_as_redis_writes_it(tmp_path: Path) -> N
         heads = [re.match(rb"\+(\d+\.\d{6}) \[(\d+) 127\.0\.0\.1:40000\] ", line) for line in lines]
         assert all(heads) and [h[2] for h in heads if h] == [b"0"] * 5 + [b"2"] * 3
         assert setup.store.db(2).get("c") == "3"
+        # a long argument is cut: a 50 MB binary value quoted whole took 4 GB to send
+        setup.monitor.written.clear()
+        setup.send(0, cmd("SET", "long", b"\xff" * (server_module.MONITOR_WORD_BYTES + 10)))
+        shown = b"\\xff" * server_module.MONITOR_WORD_BYTES
+        assert bytes(setup.monitor.written).endswith(b'"SET" "long" "' + shown + b'"... (10 more bytes)\r\n')
+        assert setup.store.get("long") == "\udcff" * (server_module.MONITOR_WORD_BYTES + 10)
     finally:
         setup.close()
 

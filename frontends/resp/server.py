@@ -129,6 +129,15 @@ _NOT_MONITORED = frozenset({b"config", b"save", b"bgsave", b"slowlog", b"monitor
 _REDACTED = b"(redacted)"
 #: bytes that may wait to be sent to a MONITOR connection before it is disconnected
 MONITOR_BUFFER_LIMIT = 32 << 20
+#: the bytes of an argument a MONITOR line shows: a 50 MB value quoted whole took 4 GB to send
+MONITOR_WORD_BYTES = 64 << 10
+
+
+def _monitor_word(word: bytes) -> bytes:
+    """An argument as a MONITOR line shows it: quoted, and cut after ``MONITOR_WORD_BYTES`` bytes."""
+    if len(word) <= MONITOR_WORD_BYTES:
+        return repr_bytes(word)
+    return repr_bytes(word[:MONITOR_WORD_BYTES]) + b"... (%d more bytes)" % (len(word) - MONITOR_WORD_BYTES)
 _NEVER: Any = object()  # an entry no look-up in the fast table gives
 
 # why reading from a client is paused (bit flags)
@@ -297,7 +306,7 @@ class RespServer:
                 if argv[i].lower() == b"auth":
                     argv[i + 1] = argv[i + 2] = _REDACTED
         line = b"+%.6f [%d %b] %b\r\n" % (time.time(), session.db, session.addr.encode("utf-8", "replace"),
-                                          b" ".join(map(repr_bytes, argv)))
+                                          b" ".join(map(_monitor_word, argv)))
         for monitor in list(self.monitors):
             transport = monitor.transport
             if transport is None or transport.is_closing():
