@@ -52,6 +52,9 @@ class Transport:
     def close(self) -> None:
         self.closed = True
 
+    def abort(self) -> None:
+        self.closed = True
+
     def is_closing(self) -> bool:
         return self.closed
 
@@ -623,12 +626,26 @@ def test_a_monitor_is_sent_every_command_as_redis_writes_it(tmp_path: Path) -> N
         heads = [re.match(rb"\+(\d+\.\d{6}) \[(\d+) 127\.0\.0\.1:40000\] ", line) for line in lines]
         assert all(heads) and [h[2] for h in heads if h] == [b"0"] * 5 + [b"2"] * 3
         assert setup.store.db(2).get("c") == "3"
+        setup.monitor.written.clear()
+        setup.send(0, cmd("NOSUCH", "x") + cmd("PING"))  # an unknown command is refused, not run: not shown
+        assert bytes(setup.monitor.written).endswith(b'] "PING"\r\n') and b"NOSUCH" not in setup.monitor.written
         # a long argument is cut: a 50 MB binary value quoted whole took 4 GB to send
         setup.monitor.written.clear()
         setup.send(0, cmd("SET", "long", b"\xff" * (server_module.MONITOR_WORD_BYTES + 10)))
         shown = b"\\xff" * server_module.MONITOR_WORD_BYTES
         assert bytes(setup.monitor.written).endswith(b'"SET" "long" "' + shown + b'"... (10 more bytes)\r\n')
         assert setup.store.get("long") == "\udcff" * (server_module.MONITOR_WORD_BYTES + 10)
+    finally:
+        setup.close()
+
+
+def test_a_monitor_is_not_sent_what_a_client_sends_before_it_authenticates(tmp_path: Path) -> None:
+    setup = Setup("monitored", tmp_path / "m", FakeClock(), "sekret")
+    try:
+        setup.send(0, cmd("SET", "a", "1") + cmd("AUTH", "sekret") + cmd("SET", "a", "2"))
+        assert bytes(setup.connections[0][1].written) == b"-NOAUTH Authentication required.\r\n+OK\r\n+OK\r\n"
+        assert [line.split(b"] ", 1)[1] for line in bytes(setup.monitor.written).splitlines()] == [
+            b'"AUTH" "(redacted)"', b'"SET" "a" "2"']
     finally:
         setup.close()
 

@@ -523,6 +523,8 @@ def test_copy_as_redis_server_answers(server_state: ServerState, session: RedisS
     assert error(session, "COPY", "a", "a") == "ERR source and destination objects are the same"
     assert error(session, "COPY", "a", "a", "DB", "0") == "ERR source and destination objects are the same"
     assert error(session, "COPY", "a", "a", "DB", "99") == "ERR DB index is out of range"
+    assert error(session, "COPY", "a", "b", "DB", "99", "FOO") == "ERR DB index is out of range"
+    assert error(session, "COPY", "a", "a", "DB", "0", "FOO") == "ERR syntax error"
     assert error(session, "COPY", "a", "e", "DB", "x") == "ERR value is not an integer or out of range"
     assert error(session, "COPY", "a", "e", "DB", "4294967296") == (
         "ERR value is out of range, value must between -2147483648 and 2147483647")
@@ -581,8 +583,12 @@ def test_a_monitor_may_not_touch_the_keyspace(session: RedisSession) -> None:
     assert run(session, "MONITOR") is NO_OUTPUT and session.monitoring and not session.fast_ok
     for argv in (["GET", "a"], ["SET", "a", "1"], ["DBSIZE"], ["KEYS", "*"], ["put", "a", "1"], ["FLUSHALL"]):
         assert error(session, *argv) == "ERR Replica can't interact with the keyspace", argv
+    assert error(session, "MEMORY", "USAGE", "a") == "ERR Replica can't interact with the keyspace"
     assert run(session, "PING") == "PONG" and run(session, "ECHO", "x") == "x"
     assert run(session, "SELECT", "1") is NO_OUTPUT and run(session, "MONITOR") is NO_OUTPUT
+    run(session, "MULTI")
+    assert error(session, "GET", "a") == "ERR Replica can't interact with the keyspace"
+    assert error(session, "EXEC") == "EXECABORT Transaction discarded because of previous errors."
 
 
 def test_seed_dialect_over_resp(session: RedisSession, store: Store) -> None:
@@ -690,7 +696,11 @@ def test_client_command_config_and_server_commands(session: RedisSession, store:
     assert run(session, "COMMAND", "LIST", "FILTERBY", "MODULE", "json") == []
     for bad in (["x"], ["FILTERBY", "PATTERN"], ["FILTERBY", "NAME", "get"], ["FILTERBY", "PATTERN", "a", "b"]):
         assert error(session, "COMMAND", "LIST", *bad) == "ERR syntax error"
-    assert "COMMAND COUNT" in run(session, "COMMAND", "HELP")
+    for command in ("COMMAND", "SLOWLOG", "OBJECT", "MEMORY"):  # simple strings, as redis-server 7.0 answers
+        lines = run(session, command, "HELP")
+        assert lines[0] == f"{command} <subcommand> [<arg> [value] [opt] ...]. Subcommands are:"
+        assert lines[-2:] == ["HELP", "    Print this help."] and all(type(line) is Status for line in lines)
+    assert "COUNT" in run(session, "COMMAND", "HELP")
     assert error(session, "COMMAND", "HELP", "x") == "ERR unknown subcommand 'HELP'. Try COMMAND HELP."
     assert run(session, "CONFIG", "GET", "maxclients") == {"maxclients": "10000"}
     assert run(session, "CONFIG", "SET", "maxclients", "5") is NO_OUTPUT

@@ -141,6 +141,12 @@ def unknown_command_error(argv: Sequence[str]) -> CommandError:
     return CommandError(f"ERR unknown command '{shown(argv[0], 128)}', with args beginning with: {words}")
 
 
+def _help(command: str, *lines: str) -> list[Status]:
+    """A ``<COMMAND> HELP`` reply as Redis writes one: simple strings, a heading, the lines, then HELP."""
+    return [Status(line) for line in (f"{command.upper()} <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+                                      *lines, "HELP", "    Print this help.")]
+
+
 def _unknown_subcommand(command: str, sub: str) -> CommandError:
     return CommandError(f"ERR unknown subcommand '{shown(sub, 128)}'. Try {command.upper()} HELP.")
 
@@ -301,7 +307,9 @@ class RedisSession(Session):
             # As Redis: a client that has not authenticated needs no password while none is
             # set, and needs one again once one is set (it was never authenticated).
             raise CommandError(NOAUTH)
-        if self.monitoring and (command.write or _group(command) in _KEYSPACE_GROUPS or name == "dbsize"):
+        if self.monitoring and (command.write or _group(command) in _KEYSPACE_GROUPS or name in _KEYSPACE_READS):
+            if self.multi is not None:
+                self.multi_failed = True  # as Redis: EXEC then aborts
             raise CommandError("ERR Replica can't interact with the keyspace")  # as Redis answers a MONITOR
         if self.multi is not None and name not in _NOT_QUEUED:
             if command.no_batch and name not in _QUEUED_DESPITE_NO_BATCH:
@@ -341,6 +349,7 @@ class RedisSession(Session):
 _NO_AUTH = frozenset({"auth", "hello", "quit"})
 #: the commands a MONITOR client may not run: those that read or write keys
 _KEYSPACE_GROUPS = frozenset({"string", "generic", "eventkv"})
+_KEYSPACE_READS = frozenset({"dbsize", "memory"})
 _NOT_QUEUED = frozenset({"exec", "discard", "multi", "watch", "quit", "exit"})
 #: queued in MULTI as Redis queues them: EXEC runs SELECT in its unit and answers BGSAVE with an error
 _QUEUED_DESPITE_NO_BATCH = frozenset({"select", "bgsave"})
@@ -715,8 +724,8 @@ def _rename(session: Session, args: list[str], nx: bool) -> Any:
 
 
 def _copy(session: Session, args: list[str]) -> Any:
-    """COPY as redis-server 7.0 checks it: the options, then the same key in the same database, then
-    the database's range."""
+    """COPY as redis-server 7.0 checks it: the options in order (a database's range with it), then
+    the same key in the same database."""
     source, dest = args[0], args[1]
     db, replace, i = session.db, False, 2
     while i < len(args):
@@ -725,13 +734,12 @@ def _copy(session: Session, args: list[str]) -> Any:
             replace = True
         elif option == "DB" and i + 1 < len(args):
             i += 1
-            db = _db_index(args[i])
+            db = _check_db(session.store, _db_index(args[i]))  # checked at once, as redis-server 7.0
         else:
             raise CommandError(SYNTAX)
         i += 1
     if db == session.db and source == dest:
         raise CommandError("ERR source and destination objects are the same")
-    _check_db(session.store, db)
     with _unit(session, "copy") as tx:
         return int(tx.copy(source, dest, db, replace))
 
@@ -744,12 +752,11 @@ def _object(session: Session, args: list[str]) -> Any:
     if sub == "help":
         if len(args) != 1:
             raise arity_error("object|help")
-        return ["OBJECT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+        return _help("object",
                 "ENCODING <key>", "    the internal encoding of the value of <key>: int, embstr or raw",
                 "FREQ <key>", "    not tracked: eventkv has no LFU eviction policy",
                 "IDLETIME <key>", "    not tracked: eventkv does not record when a key was last read",
-                "REFCOUNT <key>", "    the number of references to the value of <key>",
-                "HELP", "    this list"]
+                "REFCOUNT <key>", "    the number of references to the value of <key>")
     if sub not in ("encoding", "freq", "idletime", "refcount"):
         raise _unknown_subcommand("object", args[0])
     if len(args) != 2:
@@ -758,7 +765,9 @@ def _object(session: Session, args: list[str]) -> Any:
     if value is None:
         return None
     if sub == "freq":
-        raise CommandError("ERR An LFU maxmemory policy is not selected, access frequency not tracked.")
+        raise CommandError("ERR An LFU maxmemory policy is not selected, access frequency not tracked. Please note "
+                           "that when switching between policies at runtime LRU and LFU data will take some time "
+                           "to adjust.")
     if sub == "idletime":
         raise CommandError("ERR eventkv does not track when a key was last read")
     try:
@@ -782,10 +791,8 @@ def _memory(session: Session, args: list[str]) -> Any:
     if sub == "help":
         if len(args) != 1:
             raise arity_error("memory|help")
-        return ["MEMORY <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
-                "USAGE <key> [SAMPLES <count>]",
-                "    the bytes <key> and its value take in memory: an estimate (SAMPLES is accepted and ignored)",
-                "HELP", "    this list"]
+        return _help("memory", "USAGE <key> [SAMPLES <count>]",
+                     "    the bytes <key> and its value take in memory: an estimate (SAMPLES is accepted and ignored)")
     if sub != "usage":
         raise _unknown_subcommand("memory", args[0])
     if len(args) < 2:
@@ -1327,7 +1334,8 @@ def _slowlog(session: Session, args: list[str]) -> Any:
         log.reset()
         return NO_OUTPUT
     if sub == "help" and len(args) == 1:
-        return ["SLOWLOG GET [<count>]", "SLOWLOG LEN", "SLOWLOG RESET"]
+        return _help("slowlog", "GET [<count>]", "    the last <count> entries (default 10, -1: all)", "LEN",
+                     "    the number of entries", "RESET", "    remove every entry")
     raise _unknown_subcommand("slowlog", args[0])
 
 
@@ -1541,12 +1549,11 @@ def _command(session: Session, args: list[str]) -> Any:
     if sub == "list":
         return _command_list(table, rest)
     if sub == "help" and not rest:
-        return ["COMMAND", "    the details of every command", "COMMAND COUNT", "    the number of commands",
-                "COMMAND LIST [FILTERBY (MODULE <name>|ACLCAT <category>|PATTERN <glob>)]",
-                "    the names of the commands, or of those that pass the filter",
-                "COMMAND INFO [<command-name> ...]", "    the details of the commands named, or of all",
-                "COMMAND DOCS [<command-name> ...]", "    the documentation of the commands named, or of all",
-                "HELP", "    this help"]
+        return _help("command", "(no subcommand)", "    the details of every command", "COUNT",
+                     "    the number of commands", "LIST [FILTERBY (MODULE <name>|ACLCAT <category>|PATTERN <glob>)]",
+                     "    the names of the commands, or of those that pass the filter",
+                     "INFO [<command-name> ...]", "    the details of the commands named, or of all",
+                     "DOCS [<command-name> ...]", "    the documentation of the commands named, or of all")
     if sub == "info":
         found = [table.get(name) for name in rest] if rest else list(table)
         return [None if c is None else _command_info(c) for c in found]

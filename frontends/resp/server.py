@@ -277,6 +277,7 @@ class RespServer:
         self.latency = self.get_slot.histogram
         #: the connections that sent MONITOR (``feed_monitors``); the hot path checks it is empty
         self.monitors: list[RespConnection] = []
+        self._monitor_lines: list[bytes] = []
 
     def ok_slot(self, name: bytes) -> Slot:
         """The slot in which the successes of command ``name`` (as sent, any case) are counted: kept
@@ -291,9 +292,9 @@ class RespServer:
     def feed_monitors(self, session: RedisSession, argv: list[bytes]) -> None:
         """Send a command ``session`` is about to run to every MONITOR connection, as Redis writes it.
 
-        The commands Redis keeps from MONITOR (its administrative ones) are not sent, and
-        passwords are hidden.  A monitor that does not read what it is sent is disconnected once
-        ``MONITOR_BUFFER_LIMIT`` bytes wait for it: it must not hold the server's memory.
+        Not sent: the administrative commands Redis keeps from MONITOR, unknown commands, and
+        what a client that must authenticate sends before it has (but its AUTH); passwords are
+        hidden.  The lines of a loop iteration go out together (``flush_monitors``).
         """
         name = argv[0].lower()
         if name in _NOT_MONITORED or (name == b"client" and len(argv) > 1 and argv[1].lower() == b"list"):
@@ -305,18 +306,38 @@ class RespServer:
             for i in range(2, len(argv) - 2):
                 if argv[i].lower() == b"auth":
                     argv[i + 1] = argv[i + 2] = _REDACTED
-        line = b"+%.6f [%d %b] %b\r\n" % (time.time(), session.db, session.addr.encode("utf-8", "replace"),
-                                          b" ".join(map(_monitor_word, argv)))
+        elif not session.authenticated and self.state.requirepass is not None:
+            return  # refused: NOAUTH
+        else:
+            text = name.decode("utf-8", "surrogateescape")
+            if text not in session.table and text not in session.aliases:
+                return  # refused: unknown command
+        if not self._monitor_lines and self.loop is not None:
+            self.loop.call_soon(self.flush_monitors)
+        self._monitor_lines.append(b"+%.6f [%d %b] %b\r\n" % (
+            time.time(), session.db, session.addr.encode("utf-8", "replace"), b" ".join(map(_monitor_word, argv))))
+
+    def flush_monitors(self) -> None:
+        """Write the lines ``feed_monitors`` gathered to every monitor, in one write each.
+
+        A monitor that does not read what it is sent is dropped once ``MONITOR_BUFFER_LIMIT``
+        bytes wait for it, and what waits is discarded (``abort``): it must not hold the
+        server's memory.
+        """
+        data = b"".join(self._monitor_lines)
+        self._monitor_lines.clear()
         for monitor in list(self.monitors):
             transport = monitor.transport
             if transport is None or transport.is_closing():
                 continue
-            if transport.get_write_buffer_size() > MONITOR_BUFFER_LIMIT:
+            waiting = transport.get_write_buffer_size()
+            if waiting > MONITOR_BUFFER_LIMIT:
                 log.warning("MONITOR client disconnected: it does not read what it is sent", peer=monitor.addr,
-                            waiting_bytes=transport.get_write_buffer_size())
-                monitor.disconnect()
+                            waiting_bytes=waiting)
+                self.monitors.remove(monitor)
+                transport.abort()
                 continue
-            transport.write(line)
+            transport.write(data)
 
     def hold(self, connection: RespConnection) -> None:
         """Write ``connection``'s held run of SETs with the others of this loop iteration (``release_held``)."""
@@ -741,6 +762,8 @@ class RespConnection(asyncio.Protocol):
             self.held = _Held(direct, sets, out, started)
         if succeeded:
             _count_ok(self.server, succeeded)
+        if monitors and server.loop is None:
+            server.flush_monitors()
         if count:
             server.state.commands_processed += count
             session.last_seen = time.perf_counter()
