@@ -802,6 +802,24 @@ def test_monitor_with_redis_py(live: ServerProcess, r: Any) -> None:
     assert r.get("watched") == b"va lue"
 
 
+def test_monitor_with_eventkv_cli(live: ServerProcess, r: Any) -> None:
+    """``eventkv cli monitor`` streams the lines, as redis-cli does, until Ctrl-C (exit 0)."""
+    proc = subprocess.Popen([sys.executable, "-m", "eventkv.cli", "cli", "-p", str(live.port), "monitor"],
+                            env=environment(), cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        assert proc.stdout is not None and proc.stdout.readline() == b"OK\n"
+        r.set("seen by the cli", "v\n")
+        line = proc.stdout.readline()
+        while b"seen by the cli" not in line and line:  # after what the client sent on connecting
+            line = proc.stdout.readline()
+        assert line.endswith(b'] "SET" "seen by the cli" "v\\n"\n') and b"[0 127.0.0.1:" in line
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=30) == 0 and b"Traceback" not in proc.stderr.read()  # type: ignore[union-attr]
+    finally:
+        proc.kill()
+        proc.wait()
+
+
 def test_a_pipeline_of_1000_commands(r: Any) -> None:
     pipe = r.pipeline(transaction=False)
     for i in range(1000):

@@ -23,8 +23,8 @@ import io
 import os
 import socket
 import sys
-from collections.abc import Callable, Sequence
-from typing import Any
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any, TextIO
 
 from eventkv.commands import NO_OUTPUT, AliasBook, CommandError, Lines
 from eventkv.commands.core import tokenize_spans
@@ -82,8 +82,37 @@ class Connection:
         except OSError as e:
             raise ConnectionLost(f"connection to {self.host}:{self.port} lost: {e.strerror or e}") from None
 
+    def replies(self) -> Iterator[Any]:
+        """The replies the server sends without being asked (after MONITOR), until it closes the connection."""
+        try:
+            while True:
+                reply = self._parser.next_reply()
+                if reply is not NEED_DATA:
+                    yield reply
+                    continue
+                data = self._sock.recv(65536)
+                if not data:
+                    return
+                self._parser.feed(data)
+        except ProtocolError as e:
+            raise ConnectionLost(f"the server sent something that is not RESP: {e}") from None
+        except OSError as e:
+            raise ConnectionLost(f"connection to {self.host}:{self.port} lost: {e.strerror or e}") from None
+
     def close(self) -> None:
         self._sock.close()
+
+
+def follow_monitor(connection: Connection, out: TextIO) -> None:
+    """After MONITOR: write each line the server sends, as redis-cli does, until the connection ends or
+    the user interrupts (Ctrl-C)."""
+    try:
+        for reply in connection.replies():
+            text = reply.decode("utf-8", "backslashreplace") if isinstance(reply, bytes) else str(reply)
+            out.write(text + "\n")
+            out.flush()
+    except KeyboardInterrupt:
+        pass
 
 
 # --------------------------------------------------------------------- one-shot output, as redis-cli
@@ -242,6 +271,11 @@ class RemoteSession:
             raise CommandError(_TOO_DEEP) from None
         if isinstance(reply, Error):
             raise CommandError(str(reply))
+        if name == "monitor":  # as redis-cli: the session follows the server's commands until Ctrl-C
+            print("OK", flush=True)
+            follow_monitor(self.connection, sys.stdout)
+            self.close()
+            return NO_OUTPUT
         if name == "select":
             self._db = int(words[1])
         elif name == "begin":
@@ -326,6 +360,10 @@ _TOO_DEEP = "ERR the server's reply is nested too deeply to show"
 
 def _one_shot(connection: Connection, words: Sequence[str], raw: bool | None) -> int:
     reply = connection.call(*words)
+    if words[0].lower() == "monitor" and not isinstance(reply, Error):
+        print("OK", flush=True)
+        follow_monitor(connection, sys.stdout)
+        return 0
     if raw is None:
         raw = not sys.stdout.isatty()
     if raw:
