@@ -82,6 +82,10 @@ def run_command(run: Callable[[argparse.Namespace], int], args: argparse.Namespa
     except EventKVError as e:
         print(f"{name}: {e}", file=sys.stderr)
         return 1
+    except OSError as e:  # a directory that cannot be read or written, a full disk...
+        where = f": {e.filename}" if e.filename else ""
+        print(f"{name}: {e.strerror or e}{where}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         return 130
 

@@ -182,13 +182,18 @@ def _archive_order(name: str) -> tuple[int, int]:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data-dir", default="meta-data", help="the data directory (default: ./meta-data)")
-    parser.add_argument("--databases", type=int, default=16)
+    parser.add_argument("--databases", type=int, default=16, help="databases the store has (default 16)")
     parser.add_argument("--upto", type=int, default=None, help="fold sealed segments up to this sequence number")
-    parser.add_argument("--retention-seconds", type=float, default=7 * 86400)
-    parser.add_argument("--retention-bytes", type=int, default=1 << 30)
+    parser.add_argument("--retention-seconds", type=float, default=7 * 86400,
+                        help="keep archived files this long (default 7 days; 0: delete them)")
+    parser.add_argument("--retention-bytes", type=int, default=1 << 30,
+                        help="keep at most this many bytes of archive (default 1 GiB)")
 
 
 def run(args: argparse.Namespace) -> int:
+    from eventkv.store import check_data_dir  # here: eventkv.store imports this module
+
+    check_data_dir(args.data_dir)
     gc.disable()  # this process only folds, in bulk: the cyclic collector would only slow it (see store.gc_paused)
     result = compact(args.data_dir, databases=args.databases, upto=args.upto,
                      retention_seconds=args.retention_seconds, retention_bytes=args.retention_bytes)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 
 from eventkv.log import repair
+from eventkv.store import check_data_dir
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -17,5 +18,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    check_data_dir(args.data_dir)
     print(repair(args.data_dir))
     return 0

@@ -62,7 +62,15 @@ from eventkv.events import (
     encode_event,
     encode_put,
 )
-from eventkv.log import EventLog, FileEventLog, directory_lock, fsync_dir, install_directory, sealed_segments
+from eventkv.log import (
+    LOG_NAME,
+    EventLog,
+    FileEventLog,
+    directory_lock,
+    fsync_dir,
+    install_directory,
+    sealed_segments,
+)
 from eventkv.logging import get_logger
 from eventkv.metrics import Metrics
 from projections.keyspace import Keyspace, Keyspaces
@@ -1029,24 +1037,44 @@ class Store(Database):
         made beside the target and renamed into place.
         """
         src, dst = os.path.abspath(os.fspath(source)), os.path.abspath(os.fspath(data_dir))
-        if not os.path.isdir(src):
-            raise EventKVError(f"{src} is not a directory")
+        check_data_dir(src, "backup", empty_ok=True)
         if src == dst:
             raise EventKVError(f"{src} is both the backup and the data directory")
         if os.path.exists(dst) and not os.path.isdir(dst):
             raise EventKVError(f"{dst} is not a directory")
         if os.path.exists(dst) and os.listdir(dst) and not force:
-            raise EventKVError(f"{dst} is not empty: restore refuses to overwrite it (use force=True)")
+            raise EventKVError(f"{dst} is not empty: restore refuses to overwrite it (force=True, or --force "
+                               "on the command line, replaces it)")
         with directory_lock(dst) if os.path.isdir(dst) else contextlib.nullcontext():
             staging = dst + f".restore-{os.getpid()}"
             shutil.rmtree(staging, ignore_errors=True)
-            shutil.copytree(src, staging, ignore=shutil.ignore_patterns(".lock", ".compact.lock"))
+            try:
+                shutil.copytree(src, staging, ignore=shutil.ignore_patterns(".lock", ".compact.lock"))
+            except OSError as e:
+                shutil.rmtree(staging, ignore_errors=True)
+                raise EventKVError(f"cannot copy {src} beside {dst}: {e.strerror or e}; nothing was changed") from None
             try:
                 Store.open(staging, background=False, fsync="no").close()  # raises if the backup is damaged
             except BaseException:
                 shutil.rmtree(staging, ignore_errors=True)
                 raise
             install_directory(staging, dst)
+
+
+def check_data_dir(path: str, role: str = "data directory", *, empty_ok: bool = False) -> None:
+    """EventKVError unless ``path`` is a directory holding a store's files (a log or a snapshot), or with
+    ``empty_ok`` nothing: so that a mistyped path is named, not taken for an empty store (``restore`` of
+    a backup -- that of an empty store is empty --, ``compact``, ``repair``)."""
+    if not os.path.exists(path):
+        raise EventKVError(f"{path} does not exist")
+    if not os.path.isdir(path):
+        raise EventKVError(f"{path} is not a directory")
+    if empty_ok and not os.listdir(path):
+        return
+    if not (os.path.exists(os.path.join(path, LOG_NAME)) or os.path.exists(os.path.join(path, snapshot.SNAPSHOT_NAME))
+            or sealed_segments(path)):
+        raise EventKVError(f"{path} is not a {role}: it holds no log ({LOG_NAME}) and no snapshot "
+                           f"({snapshot.SNAPSHOT_NAME})")
 
 
 #: ``.AOF.txt.<random>.tmp`` and the like (``atomic_write``), and ``snapshot.db.new`` (``compact``)

@@ -99,7 +99,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="when the log reaches the disk (default: everysec)")
     parser.add_argument("--default-ttl", metavar="SECONDS",
                         help="TTL of a seed 'put' given none (default: 7; 0 or none = never expires)")
-    parser.add_argument("--requirepass", metavar="PASSWORD", help="clients must AUTH with this password")
+    parser.add_argument("--requirepass", metavar="PASSWORD", help="clients must AUTH with this password (RESP), "
+                        "or send it as 'Authorization: Bearer PASSWORD' (HTTP)")
     parser.add_argument("--config", metavar="FILE", help="a config file ('name value' lines)")
     parser.add_argument("--maxclients", metavar="N", help="most clients connected at once (default: 10000)")
     parser.add_argument("--proto-max-bulk-len", metavar="BYTES", help="longest argument (default: 512mb)")
@@ -265,7 +266,6 @@ async def _serve(store: Store, aliases: AliasBook, config: config_module.Config,
                                 max_args=settings["max_args"], config_file="")
             resp = RespServer(store, aliases, state, command_log=command_log)
             await resp.start(sock=sock)
-            _announce(f"Server started on {_shown_host(host)}:{port}")
         if http:
             http_server = await _start_http(store, aliases, config, host, settings["http_port"], password,
                                             command_log)
@@ -273,6 +273,8 @@ async def _serve(store: Store, aliases: AliasBook, config: config_module.Config,
                 state.password_followers.append(http_server.api.set_token)
             if http_server is None and resp is None:
                 raise EventKVError("the HTTP API is not part of this build, and --no-resp leaves nothing to serve")
+        if resp is not None:  # once everything listens: a port the HTTP API cannot have stops the start-up
+            _announce(f"Server started on {_shown_host(host)}:{port}")
         await stop.wait()
     finally:
         if resp is not None:

@@ -332,6 +332,34 @@ def test_eventkv_restore_puts_a_backup_in_place(tmp_path: Path) -> None:
         assert state(s) == expected
     done = subprocess.run(run, env=ENV, capture_output=True, text=True, timeout=120)
     assert done.returncode == 1 and "not empty" in done.stderr and "Traceback" not in done.stderr
+    assert "--force" in done.stderr
+
+
+def test_the_maintenance_commands_name_a_path_that_holds_no_store(tmp_path: Path) -> None:
+    """restore, compact and repair on a mistyped path: one line saying what is wrong, nothing written
+    (before, restore took any directory for a backup, compact wrote into any directory, and repair
+    said there was nothing to repair)."""
+    stray = tmp_path / "notes"
+    stray.mkdir()
+    (stray / "readme.txt").write_text("hi")
+    (tmp_path / "a-file").write_text("x")
+    cases = [(["restore", str(stray), "--data-dir", str(tmp_path / "r")], "is not a backup"),
+             (["restore", str(tmp_path / "missing"), "--data-dir", str(tmp_path / "r")], "does not exist"),
+             (["compact", "--data-dir", str(stray)], "is not a data directory"),
+             (["compact", "--data-dir", str(tmp_path / "missing")], "does not exist"),
+             (["compact", "--data-dir", str(tmp_path / "a-file")], "is not a directory"),
+             (["repair", "--data-dir", str(tmp_path / "missing")], "does not exist")]
+    for words, problem in cases:
+        done = subprocess.run([sys.executable, "-m", "eventkv", *words], env=ENV, capture_output=True, text=True,
+                              timeout=120)
+        assert done.returncode == 1 and problem in done.stderr and "Traceback" not in done.stderr, (words, done)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a-file", "notes"]
+    assert [p.name for p in stray.iterdir()] == ["readme.txt"]
+    empty = tmp_path / "empty-backup"  # what backup writes for a store that holds nothing
+    empty.mkdir()
+    Store.restore(empty, tmp_path / "r")
+    with open_store(tmp_path / "r") as s:
+        assert s.size() == 0
 
 
 # --------------------------------------------------------------------------- damaged files

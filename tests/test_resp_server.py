@@ -1135,6 +1135,19 @@ def test_refuses_to_start_on_a_taken_port(tmp_path: Path) -> None:
     assert len(err.strip().splitlines()) == 1
 
 
+def test_a_taken_http_port_stops_the_start_before_it_is_announced(tmp_path: Path) -> None:
+    """Before, 'Server started on ...' came first, then the HTTP error, then exit 1."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        http_port = taken.getsockname()[1]
+        done = eventkv("serve", "--port", str(free_port()), "--http-port", str(http_port),
+                       "--data-dir", str(tmp_path / "d"))
+    out = done.stdout.decode() + done.stderr.decode()
+    assert done.returncode == 1 and f"cannot listen on 127.0.0.1:{http_port} for HTTP" in out
+    assert "Server started" not in out and "Traceback" not in out
+
+
 def test_refuses_to_start_on_a_damaged_data_directory(tmp_path: Path) -> None:
     data = tmp_path / "data"
     with Store.open(data, background=False) as store:
