@@ -96,8 +96,10 @@ def document(*, databases: int = 16, auth: bool = False, max_body: int = 1 << 20
     if_none_match = {"name": "If-None-Match", "in": "header", "required": False,
                      "description": "* : write only if the key does not exist; versions: only if it is at none",
                      "schema": tags}
-    etag_header = {"ETag": {"description": "the key's version: the sequence number of its last write, quoted",
-                            "schema": {"type": "string"}}}
+    etag_header = {"ETag": {"description": "the key's version, quoted: it changes whenever the key changes (the "
+                                          "sequence number of its last write, or a later one for a key last "
+                                          "written before the server started or before it was first asked "
+                                          "about)", "schema": {"type": "string"}}}
 
     def original(method: str, summary: str, command: str, body: str | None, example: Any = None,
                  extra: tuple[int, ...] = ()) -> dict[str, Any]:
@@ -286,8 +288,9 @@ def document(*, databases: int = 16, auth: bool = False, max_body: int = 1 << 20
                 "key": {"type": "string"},
                 **VALUE_PROPERTIES,
                 "ttl": {"type": ["number", "null"], "minimum": 0, "description": "seconds left; null: never expires"},
-                "version": {**nullable_int, "description": "the sequence number of the key's last write; null "
-                                                           "inside a transaction that changed the key"},
+                "version": {**nullable_int, "description": "changes whenever the key changes: the sequence "
+                                                           "number of its last write, or a later one (see ETag); "
+                                                           "null inside a transaction that changed the key"},
             },
         },
         "History": {
