@@ -251,12 +251,24 @@ def test_points_parse() -> None:
     assert parse_point("2027-01-15T08:00:00.250", 0).value == T0 + 250
     assert parse_point("-10m", T0).value == T0 - 600_000
     assert parse_point("-1.5s", T0).value == T0 - 1500
+    assert parse_point("-1h30m", T0).value == parse_point("-90m", T0).value == T0 - 5_400_000
+    assert parse_point("-1m30s250ms", T0).value == T0 - 90_250
     assert parse_point("now", T0).value == T0
     assert parse_point("latest", 0).kind == "latest"
-    for bad in ("-10x", "yesterday", "2027-13-01", "", "-", "\u0663", "\uff14\uff12"):  # digits of other scripts
+    for bad in ("-10x", "yesterday", "2027-13-01", "", "-", "\u0663", "\uff14\uff12",  # digits of other scripts
+                "-10min", "-10M", "-1h30", "-h"):
         with pytest.raises(PointError, match="is not a point"):
             parse_point(bad, 0)
     assert ms_to_iso(T0 + 5) == "2027-01-15T08:00:00.005Z"
+
+
+def test_a_relative_time_on_the_command_line_is_a_value(history: History, capsys: pytest.CaptureFixture[str]) -> None:
+    """argparse took '-1h30m' and '-10min' for unknown options ('the following arguments are required')."""
+    for point in ("-1h30m", "-10m"):
+        code, _out, err = replay(capsys, "--data-dir", str(history.path), "at", point)
+        assert code == 0, err
+    code, _out, err = replay(capsys, "--data-dir", str(history.path), "get", "k", "--at", "-10min")
+    assert code == 1 and "'-10min' is not a point" in err and "required" not in err
 
 
 @settings(max_examples=300, deadline=None)

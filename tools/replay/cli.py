@@ -105,7 +105,7 @@ def _common_options(p: argparse.ArgumentParser, suppress: bool) -> None:
     p.add_argument("--no-progress", action="store_true", default=default(False), help="never draw a progress bar")
 
 
-_RELATIVE_OR_NEGATIVE = re.compile(r"^-\d+(\.\d+)?(ms|s|m|h|d|w)?$")
+_RELATIVE_OR_NEGATIVE = re.compile(r"^-\d\S*$")  # no option starts with a digit: -1h30m, and -10min to refuse
 
 
 def _relative_times_are_values(p: argparse.ArgumentParser) -> None:

@@ -23,7 +23,8 @@ from typing import NamedTuple
 
 from eventkv.errors import EventKVError
 
-_RELATIVE = re.compile(r"^-(\d+(?:\.\d+)?)(ms|s|m|h|d|w)$")
+_RELATIVE = re.compile(r"^-((?:\d+(?:\.\d+)?(?:ms|s|m|h|d|w))+)$")  # -10m, -1.5h, -1h30m
+_RELATIVE_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w)")
 _UNIT_MS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000, "w": 7 * 86_400_000}
 #: the examples every error message shows
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
@@ -68,7 +69,8 @@ def parse_point(text: str | int | Point, now: int) -> Point:
         return Point("latest", 0, s)
     m = _RELATIVE.match(s)
     if m:
-        return Point("time", now - round(float(m.group(1)) * _UNIT_MS[m.group(2)]), s)
+        ago = sum(float(n) * _UNIT_MS[unit] for n, unit in _RELATIVE_PART.findall(m.group(1)))
+        return Point("time", now - round(ago), s)
     try:
         return Point("time", iso_to_ms(s), s)
     except ValueError:
