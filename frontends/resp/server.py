@@ -138,6 +138,8 @@ def _monitor_word(word: bytes) -> bytes:
     if len(word) <= MONITOR_WORD_BYTES:
         return repr_bytes(word)
     return repr_bytes(word[:MONITOR_WORD_BYTES]) + b"... (%d more bytes)" % (len(word) - MONITOR_WORD_BYTES)
+
+
 _NEVER: Any = object()  # an entry no look-up in the fast table gives
 
 # why reading from a client is paused (bit flags)
