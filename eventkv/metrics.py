@@ -50,11 +50,20 @@ class Histogram:
         return out
 
 
+def _shown(arg: str | bytes) -> str:
+    """An argument as the slow log keeps it: its first 128 characters or bytes, and how many more."""
+    cut = arg[:128]
+    text = cut.decode("utf-8", "surrogateescape") if isinstance(cut, bytes) else cut
+    return text if len(arg) <= 128 else f"{text}... ({len(arg) - 128} more bytes)"
+
+
 class SlowLog:
     """The last ``max_len`` commands that took longer than ``threshold_us`` (Redis's SLOWLOG).
 
     Arguments are truncated as Redis does: at most 32 of them (the last says how
-    many more there were), each at most 128 characters.
+    many more there were), each at most 128 characters -- or, given as bytes, as a
+    network frontend has them, 128 bytes, cut before they are decoded (an argument
+    may be hundreds of MB).
     """
 
     def __init__(self, threshold_us: int = 10_000, max_len: int = 128) -> None:
@@ -62,10 +71,11 @@ class SlowLog:
         self.entries: collections.deque[tuple[int, int, int, list[str], str, str]] = collections.deque(maxlen=max_len)
         self._next_id = 0
 
-    def record(self, duration_us: int, args: Sequence[str], client: str = "", name: str = "") -> None:
+    def record(self, duration_us: int, args: Sequence[str] | Sequence[bytes], client: str = "",
+               name: str = "") -> None:
         if duration_us < self.threshold_us or self.threshold_us < 0:
             return
-        shown = [a if len(a) <= 128 else f"{a[:128]}... ({len(a) - 128} more bytes)" for a in args[:32]]
+        shown = [_shown(a) for a in args[:32]]
         if len(args) > 32:
             shown[-1] = f"... ({len(args) - 31} more arguments)"
         self.entries.appendleft((self._next_id, int(time.time()), duration_us, shown, client, name))

@@ -35,6 +35,11 @@ def test_the_slow_log_keeps_slow_commands_truncated_as_redis_does() -> None:
     assert newest[0] > older[0]
     log.reset()
     assert log.get(10) == []
+    # as a network frontend gives them: bytes, cut at 128 bytes before they are decoded
+    log.record(500, [b"SET", b"k", "é".encode() * 100, b"\xff" * 3])
+    assert log.get(1)[0][3] == ["SET", "k", "é" * 64 + "... (72 more bytes)", "\udcff" * 3]
+    log.record(500, [b"SET", b"k", b"x" + "é".encode() * 100])  # a character cut in two: its first byte kept
+    assert log.get(1)[0][3][2] == "x" + "é" * 63 + "\udcc3... (73 more bytes)"
 
 
 def test_the_exposition_parses_and_holds_every_family(tmp_path) -> None:

@@ -827,9 +827,8 @@ class RespConnection(asyncio.Protocol):
         """Enter each of ``commands`` in the slow log as having taken ``elapsed`` seconds (the caller
         has compared it with the threshold)."""
         slowlog = self.server.store.metrics.slowlog
-        for argv in commands:
-            args = [a.decode("utf-8", "surrogateescape") for a in argv]  # the bytes as sent, as Redis shows them
-            slowlog.record(int(elapsed * 1_000_000), args, self.addr, "")
+        for argv in commands:  # the bytes as sent, as Redis shows them: cut before they are decoded
+            slowlog.record(int(elapsed * 1_000_000), argv, self.addr, "")
 
     def _execute(self, entry: tuple[Handler, int, int] | None, argv: list[bytes]) -> bytes:
         """Run a command other than a plain GET/SET and give its reply: straight to its handler when
