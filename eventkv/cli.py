@@ -50,6 +50,7 @@ def build_parser(wanted: str | None = None) -> tuple[argparse.ArgumentParser,
     runners: dict[str, Callable[[argparse.Namespace], int]] = {}
     for name, (_module, help_line) in SUBCOMMANDS.items():
         p = sub.add_parser(name, help=help_line, description=help_line, add_help=name == wanted or wanted is None)
+        p.set_defaults(_parser=p)  # for an error about its arguments, with its usage (main)
         if wanted is not None and name != wanted:
             continue
         module = _load(name)
@@ -66,7 +67,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         args_list.insert(0, "repl")
     wanted = args_list[0] if args_list[0] in SUBCOMMANDS else None
     parser, runners = build_parser(wanted)
-    args = parser.parse_args(args_list)
+    args, unknown = parser.parse_known_args(args_list)
+    if unknown:  # as parse_args, but with the subcommand's usage, not the top level's
+        getattr(args, "_parser", parser).error(f"unrecognized arguments: {' '.join(unknown)}")
     runner = runners.get(args.command)
     if runner is None:
         parser.print_help()

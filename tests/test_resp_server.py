@@ -1135,6 +1135,16 @@ def test_refuses_to_start_on_a_taken_port(tmp_path: Path) -> None:
     assert len(err.strip().splitlines()) == 1
 
 
+def test_a_wrong_option_is_answered_with_the_subcommands_usage() -> None:
+    """Before, 'usage: eventkv [-h] COMMAND ...': the top level's, which lists no option at all."""
+    for words, usage in ((["serve", "--datadir", "x"], "usage: eventkv serve"),
+                         (["cli", "--nosuch"], "usage: eventkv cli"),
+                         (["compact", "--upto", "1", "--bogus"], "usage: eventkv compact")):
+        done = eventkv(*words)
+        err = done.stderr.decode()
+        assert done.returncode == 2 and err.startswith(usage) and "unrecognized arguments" in err, (words, err)
+
+
 def test_a_taken_http_port_stops_the_start_before_it_is_announced(tmp_path: Path) -> None:
     """Before, 'Server started on ...' came first, then the HTTP error, then exit 1."""
     with socket.socket() as taken:
