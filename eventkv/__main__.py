@@ -2,6 +2,9 @@
 
 import sys
 
-from eventkv.cli import main
+try:
+    from eventkv.cli import main
+except KeyboardInterrupt:  # Ctrl-C while starting: quietly, as the command ends one
+    sys.exit(130)
 
 sys.exit(main())

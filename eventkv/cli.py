@@ -66,7 +66,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not args_list or (args_list[0].startswith("-") and args_list[0] not in ("-h", "--help")):
         args_list.insert(0, "repl")
     wanted = args_list[0] if args_list[0] in SUBCOMMANDS else None
-    parser, runners = build_parser(wanted)
+    try:
+        parser, runners = build_parser(wanted)  # imports the subcommand's modules: most of a start-up
+    except KeyboardInterrupt:  # Ctrl-C meanwhile: quietly, as run_command ends one
+        return 130
     args, unknown = parser.parse_known_args(args_list)
     if unknown:  # as parse_args, but with the subcommand's usage, not the top level's
         getattr(args, "_parser", parser).error(f"unrecognized arguments: {' '.join(unknown)}")

@@ -191,3 +191,14 @@ def test_an_error_logged_with_its_exception_shows_the_traceback_on_the_lines_aft
     assert trace[0] == "Traceback (most recent call last):" and trace[-1].startswith("ZeroDivisionError")
     assert _render(None, "info", {"event": "after", "component": "Test", "a": "b c"}).endswith(
         "[Test]\tlog:after a='b c'")
+
+
+def test_ctrl_c_while_the_command_starts_ends_it_quietly(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Importing a subcommand's modules is most of a start-up: a Ctrl-C then printed a traceback."""
+    from eventkv import cli
+
+    def interrupted(wanted: str | None = None) -> Any:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, "build_parser", interrupted)
+    assert cli.main(["serve", "--port", "0"]) == 130
