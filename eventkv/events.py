@@ -68,7 +68,7 @@ _UNREADABLE = re.compile("[\ud800-\udc7f]")
 VERSION = 2  # 2: "value64" (binary values in base64)
 READS = (1, 2)  # the versions this build reads
 #: values at least this long go to base64 if JSON would make them more than 1.5 times their bytes
-_BASE64_MIN = 64  # encode_put's first test assumes it
+BASE64_MIN = 64  # encode_put's first test assumes it
 
 
 class Put(NamedTuple):
@@ -237,7 +237,7 @@ def value_base64(value: str, text: bytes | None = None) -> bytes | None:
     1.5 times its bytes.  None for a value holding a surrogate that stands for no
     byte: ``check_text`` refuses it.
     """
-    if len(value) < _BASE64_MIN and value.isascii():  # O(1): short text, the common case
+    if len(value) < BASE64_MIN and value.isascii():  # O(1): short text, the common case
         return None
     if text is None:
         try:
@@ -247,7 +247,7 @@ def value_base64(value: str, text: bytes | None = None) -> bytes | None:
                 return b2a_base64(value.encode("utf-8", "surrogateescape"), newline=False)
             except UnicodeEncodeError:
                 return None
-    if len(value) < _BASE64_MIN or len(text) <= len(value) * 3 // 2 + 2:
+    if len(value) < BASE64_MIN or len(text) <= len(value) * 3 // 2 + 2:
         return None  # short, or few escapes (a value's bytes are at least its length)
     raw = value.encode("utf-8")  # orjson took it: no lone surrogates
     if len(text) <= len(raw) * 3 // 2 + 2:
@@ -319,8 +319,8 @@ def encode_put(seq: int, ts: int, key: str, value: str, expire_at: int | None, d
         check_text("key", key)
         check_text("value", value)
         return _encode_object(seq, ts, Put(key, value, expire_at, db))
-    # Escapes or non-ASCII text in a long value (98 = 1.5 * _BASE64_MIN + 2: one test for short values)
-    if len(v) > 98 and len(v) > len(value) * 3 // 2 + 2 and len(value) >= _BASE64_MIN:
+    # Escapes or non-ASCII text in a long value (98 = 1.5 * BASE64_MIN + 2: one test for short values)
+    if len(v) > 98 and len(v) > len(value) * 3 // 2 + 2 and len(value) >= BASE64_MIN:
         encoded = value_base64(value, v)
         if encoded is not None:
             del v  # it may be large: six bytes a NUL

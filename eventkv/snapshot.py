@@ -29,7 +29,16 @@ from collections.abc import Iterator
 from typing import Any, NamedTuple
 
 from eventkv.errors import EventKVError
-from eventkv.events import CodecError, dump_json, frame_line, from_base64, load_json, unframe, value_base64
+from eventkv.events import (
+    BASE64_MIN,
+    CodecError,
+    dump_json,
+    frame_line,
+    from_base64,
+    load_json,
+    unframe,
+    value_base64,
+)
 from eventkv.log import atomic_write
 from projections.keyspace import Keyspaces
 
@@ -74,7 +83,7 @@ def _base64_values(values: list[str]) -> list[int]:
     Only values that are long or not ASCII can (``value_base64``): in the common case
     of short text the check is two passes in C.
     """
-    if all(map(str.isascii, values)) and max(map(len, values), default=0) < 64:
+    if all(map(str.isascii, values)) and max(map(len, values), default=0) < BASE64_MIN:
         return []
     positions = []
     for i, value in enumerate(values):

@@ -1341,16 +1341,9 @@ class Transaction:
         self._changes.append(SwapDB(a, b))
 
     def move(self, key: str, target: int) -> bool:
-        """Move a key to database ``target`` if it is absent there (Redis's MOVE)."""
-        self._check_open()
-        self._store.db(target)
-        if target == self.index:
-            raise ValueError("source and destination objects are the same")
-        now = self._store._clock()
-        found = self._lookup(self.index, key, now)
-        if found is None or self._lookup(target, key, now) is not None:
+        """Move a key to database ``target`` if it is absent there (Redis's MOVE): ``copy``, then delete."""
+        if not self.copy(key, key, target):
             return False
-        self.put_at(key, found[0], found[1], db=target)
         self.delete(key)
         return True
 

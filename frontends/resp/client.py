@@ -50,6 +50,10 @@ class ConnectionLost(EventKVError):
     """The server closed the connection or could not be reached."""
 
 
+class _Closed(ConnectionLost):
+    """The server closed the connection (where a reply was expected: the connection is lost)."""
+
+
 class Connection:
     """A blocking RESP connection: ``call(*args)`` sends a command and returns its reply.
 
@@ -69,30 +73,28 @@ class Connection:
     def call(self, *args: str | bytes | int) -> Any:
         try:
             self._sock.sendall(encode_command(*args))
+        except OSError as e:
+            raise ConnectionLost(f"connection to {self.host}:{self.port} lost: {e.strerror or e}") from None
+        return self._read()
+
+    def replies(self) -> Iterator[Any]:
+        """The replies the server sends without being asked (after MONITOR), until it closes the connection."""
+        try:
+            while True:
+                yield self._read()
+        except _Closed:
+            return
+
+    def _read(self) -> Any:
+        """The next reply; ConnectionLost if the connection ends first."""
+        try:
             while True:
                 reply = self._parser.next_reply()
                 if reply is not NEED_DATA:
                     return reply
                 data = self._sock.recv(65536)
                 if not data:
-                    raise ConnectionLost(f"the server at {self.host}:{self.port} closed the connection")
-                self._parser.feed(data)
-        except ProtocolError as e:
-            raise ConnectionLost(f"the server sent something that is not RESP: {e}") from None
-        except OSError as e:
-            raise ConnectionLost(f"connection to {self.host}:{self.port} lost: {e.strerror or e}") from None
-
-    def replies(self) -> Iterator[Any]:
-        """The replies the server sends without being asked (after MONITOR), until it closes the connection."""
-        try:
-            while True:
-                reply = self._parser.next_reply()
-                if reply is not NEED_DATA:
-                    yield reply
-                    continue
-                data = self._sock.recv(65536)
-                if not data:
-                    return
+                    raise _Closed(f"the server at {self.host}:{self.port} closed the connection")
                 self._parser.feed(data)
         except ProtocolError as e:
             raise ConnectionLost(f"the server sent something that is not RESP: {e}") from None
