@@ -358,15 +358,45 @@ class Database:
         ``fn`` gets None for an absent key and may return None to delete it.  The key
         keeps its expiry unless ``ttl`` is given (seconds, None, or DEFAULT).  ``fn``
         runs under the store's lock: keep it short, and an exception from it changes
-        nothing.  INCR, APPEND, SETNX and GETSET are built on this.
+        nothing.  One event, as a ``put`` or ``delete`` would write.  INCR is built on this.
         """
-        with self.atomic() as tx:
-            new = fn(tx.get(key))
+        if type(key) is not str:
+            _check_str("key", key)
+        s = self._store
+        ttl_ms = None if ttl is KEEP else s._default_ttl_ms if ttl is DEFAULT else _ttl_ms(ttl)
+        with s._lock:
+            now = s._clock()
+            ks = self._ks()
+            old = ks.get(key, now)
+            new = fn(old)
             if new is None:
-                tx.delete(key)
+                if old is None:
+                    return None
+                change: Change = Delete(key, self.index)
             else:
-                tx.put(key, new, ttl=ttl)
+                _check_str("value", new)
+                if ttl is KEEP:
+                    expire_at = None if old is None else ks._expires.get(key)
+                else:
+                    expire_at = None if ttl_ms is None else now + ttl_ms
+                change = Put(key, new, expire_at, self.index)
+            seq = s._commit(now, change)
+        s._after_write(seq)
         return new
+
+    def put_at(self, key: str, value: str, expire_at: int | None) -> None:
+        """Set ``key`` to ``value``, expiring at ``expire_at`` (ms since the epoch; None: never).
+
+        An expiry time already past leaves the key absent, as Redis's ``SET ... PXAT``.
+        """
+        if type(key) is not str or type(value) is not str:
+            _check_str("key", key)
+            _check_str("value", value)
+        check_expire_at(expire_at)
+        s = self._store
+        with s._lock:
+            seq = s._commit(s._clock(), Put(key, value, expire_at, self.index))
+        s._after_write(seq)
 
     # ------------------------------------------------------------------ transactions
 
@@ -374,35 +404,21 @@ class Database:
         """Start an optimistic transaction on this database."""
         return Transaction(self, locked=False)
 
-    @contextlib.contextmanager
-    def transaction(self) -> Iterator[Transaction]:
-        """``with db.transaction() as tx:`` commits on success, rolls back on an exception."""
-        tx = self.begin()
-        try:
-            yield tx
-        except BaseException:
-            if tx.is_open:
-                tx.rollback()
-            raise
-        if tx.is_open:
-            tx.commit()
+    def transaction(self) -> Transaction:
+        """``with db.transaction() as tx:`` commits on success, rolls back on an exception.
 
-    @contextlib.contextmanager
-    def atomic(self) -> Iterator[Transaction]:
-        """A transaction that holds the store's lock until it ends: it cannot conflict.
+        The transaction begins at the call (``begin()``); ``with`` ends it.
+        """
+        return Transaction(self, locked=False)
+
+    def atomic(self) -> Transaction:
+        """``with db.atomic() as tx:``, a transaction that holds the store's lock until it ends:
+        it cannot conflict.
 
         For compound commands.  Commits on success (one record), rolls back on an
-        exception.
+        exception.  The lock is taken at the call: use it in a ``with`` statement only.
         """
-        tx = Transaction(self, locked=True)
-        try:
-            yield tx
-        except BaseException:
-            if tx.is_open:
-                tx.rollback()
-            raise
-        if tx.is_open:
-            tx.commit()
+        return Transaction(self, locked=True)
 
 
 _CLOSED_MESSAGE = "the store is closed: open it again with Store.open"
@@ -1134,6 +1150,18 @@ class Transaction:
                 store._open_txs += 1
             # An abandoned transaction stops the journal when it is collected.
             self._finalizer = weakref.finalize(self, _forget_transaction, store, self._seen)
+
+    def __enter__(self) -> Transaction:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, *exc: object) -> None:
+        """The end of ``with``: commit on success, roll back on an exception (which then passes on);
+        nothing if the block ended the transaction itself."""
+        if self._state == "open":
+            if kind is None:
+                self.commit()
+            else:
+                self.rollback()
 
     @property
     def is_open(self) -> bool:

@@ -176,6 +176,26 @@ def test_option_parsing_follows_redis(session: RedisSession) -> None:
     assert error(session, "APPEND", "big", "y" * 1000) == too_long and run(session, "STRLEN", "big") == 1_048_000
 
 
+def test_counters_and_set_with_an_expiry_keep_redis_semantics(session: RedisSession, store: Store) -> None:
+    run(session, "SET", "n", "10", "EX", "100")
+    assert run(session, "INCR", "n") == 11 and run(session, "TTL", "n") == 100  # INCR keeps the expiry
+    run(session, "SET", "s", "x")
+    seq = store.last_seq
+    assert error(session, "INCR", "s") == "ERR value is not an integer or out of range"
+    assert store.last_seq == seq and run(session, "GET", "s") == "x"
+    assert run(session, "SETEX", "e", "5", "v") is NO_OUTPUT and run(session, "PTTL", "e") == 5000
+    assert run(session, "SET", "p", "v", "PXAT", str(store.now() + 2500)) is NO_OUTPUT
+    assert run(session, "PTTL", "p") == 2500
+    assert error(session, "SET", "p", "w", "EX", "0") == "ERR invalid expire time in 'set' command"
+    assert error(session, "SET", "p", "w", "EX", str(2**63 // 1000 + 1)) == "ERR invalid expire time in 'set' command"
+    assert run(session, "GET", "p") == "v"
+    # inside MULTI: queued, then run by EXEC as one record
+    run(session, "MULTI")
+    assert run(session, "INCR", "m") is QUEUED and run(session, "SET", "k", "v", "EX", "9") is QUEUED
+    assert run(session, "EXEC") == [1, NO_OUTPUT]  # +OK on the wire
+    assert run(session, "TTL", "k") == 9
+
+
 def test_string_commands(session: RedisSession) -> None:
     assert run(session, "INCR", "n") == 1
     assert run(session, "INCRBY", "n", "41") == 42

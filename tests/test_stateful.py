@@ -168,16 +168,32 @@ class StoreMachine(RuleBasedStateMachine):
         self.model[a], self.model[b] = self.model[b], self.model[a]
 
     @precondition(lambda self: self.tx is None)
-    @rule(key=KEYS, n=st.integers(min_value=1, max_value=3))
-    def increment(self, key: str, n: int) -> None:
-        def bump(v: str | None) -> str:
+    @rule(db=DBS, key=KEYS, value=VALUES, offset=st.sampled_from([None, -1, 0, 1, 999, 5000]))
+    def put_at(self, db: int, key: str, value: str, offset: int | None) -> None:
+        """A put with an absolute expiry (SET ... PXAT), the past and the present included."""
+        self._event_happens()
+        expire_at = None if offset is None else self.clock.now + offset
+        self.store.db(db).put_at(key, value, expire_at)
+        self.model[db][key] = (value, expire_at)
+
+    @precondition(lambda self: self.tx is None)
+    @rule(db=DBS, key=KEYS, n=st.integers(min_value=0, max_value=3))
+    def increment(self, db: int, key: str, n: int) -> None:
+        """update: a counter bumped by n, or (n = 0) deleted."""
+        def bump(v: str | None) -> str | None:
+            if not n:
+                return None
             return str(int(v) + n) if v is not None and v.lstrip("-").isdigit() else str(n)
 
-        self._event_happens()
-        self.store.update(key, bump)
-        old = self.model[0].get(key) if self.alive(0, key) else None
+        old = self.model[db].get(key) if self.alive(db, key) else None
+        if n or old:
+            self._event_happens()
+        self.store.db(db).update(key, bump)
+        if not n:
+            self.model[db].pop(key, None)
+            return
         exp = old[1] if old else None
-        self.model[0][key] = (bump(old[0] if old else None), exp)
+        self.model[db][key] = (bump(old[0] if old else None), exp)
 
     @rule(ms=st.sampled_from([1, 500, 999, 1000, 1001, 3000, 7001, 60_000]))
     def advance_clock(self, ms: int) -> None:

@@ -253,6 +253,59 @@ def test_update_whose_function_raises_changes_nothing(store: Store) -> None:
     store.put("m", "2")  # the lock was released
 
 
+def test_update_writes_one_event_as_put_or_delete_would(store: Store, clock) -> None:
+    seq = store.last_seq
+    assert store.update("gone", lambda v: None) is None  # absent, and left absent: nothing written
+    assert store.last_seq == seq
+    store.db(2).update("n", lambda v: "1")
+    store.db(2).update("n", lambda v: None)
+    assert [r.change for r in records(store)[-2:]] == [Put("n", "1", None, 2), Delete("n", 2)]
+    store.put("t", "x", ttl=1)
+    clock.advance(1000)
+    assert store.update("t", lambda v: "new" if v is None else "old") == "new"  # expired: fn gets None
+    assert store.ttl("t") == -1  # and an expired key's expiry is not kept
+    with pytest.raises(TypeError):
+        store.update("t", lambda v: 5)  # type: ignore[arg-type, return-value]
+    assert store.get("t") == "new"
+
+
+def test_update_overtakes_a_transaction_that_read_its_key(store: Store) -> None:
+    store.put("n", "1")
+    tx = store.begin()
+    tx.get("n")
+    store.update("n", lambda v: "2")
+    tx.put("m", "x")
+    with pytest.raises(ConflictError):
+        tx.commit()
+
+
+def test_put_at_takes_an_absolute_expiry(store: Store, clock, reopen) -> None:
+    now = store.now()
+    store.put_at("a", "1", now + 5000)
+    store.db(1).put_at("b", "2", None)
+    store.put_at("past", "3", now - 1)  # already expired, as SET ... PXAT in the past
+    assert store.pttl("a") == 5000 and store.db(1).ttl("b") == -1 and store.get("past") is None
+    with pytest.raises(ValueError):
+        store.put_at("c", "4", 2**62)
+    with pytest.raises(TypeError):
+        store.put_at("c", 4, None)  # type: ignore[arg-type]
+    assert store.get("c") is None
+    store = reopen(store)
+    assert store.pttl("a") == 5000 and store.db(1).get("b") == "2"
+
+
+def test_a_transaction_is_its_own_with_block(store: Store) -> None:
+    with store.begin() as tx:
+        tx.put("a", "1")
+    assert store.get("a") == "1" and not tx.is_open
+    with pytest.raises(KeyError):
+        with store.atomic() as tx:
+            tx.put("b", "2")
+            raise KeyError("b")
+    assert store.get("b") is None
+    store.put("c", "3")  # the lock was released
+
+
 def test_clear(store: Store) -> None:
     store.put("a", "1")
     store.db(1).put("b", "2")

@@ -47,7 +47,7 @@ import resource
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from eventkv import __version__
@@ -383,35 +383,29 @@ def _text(data: bytes) -> str:
     return data.decode("utf-8", "surrogateescape")
 
 
-@contextlib.contextmanager
-def _unit(session: Session, name: str) -> Iterator[Transaction]:
-    """The transaction a compound command runs in: the one in progress, else a locked one (one record)."""
+def _unit(session: Session, name: str) -> contextlib.AbstractContextManager[Transaction]:
+    """``with _unit(session, name) as tx:`` the transaction a compound command runs in: the one in
+    progress (left open), else a locked one (one record)."""
     target = session.target
     if isinstance(target, Transaction):
-        yield target
-    elif isinstance(target, Database):
-        with target.atomic() as tx:
-            yield tx
-    else:
-        raise CommandError(f"ERR '{name}' cannot run in a batch inside a 'begin' transaction")
+        return contextlib.nullcontext(target)
+    if isinstance(target, Database):
+        return target.atomic()
+    raise CommandError(f"ERR '{name}' cannot run in a batch inside a 'begin' transaction")
 
 
 def _expire_at(session: Session, option: str, text: str, command: str) -> int:
     """The absolute expiry (ms) that ``EX|PX|EXAT|PXAT <text>`` asks for."""
     n = integer(text)
-    invalid = CommandError(f"ERR invalid expire time in '{command}' command")
-    if n <= 0:
-        raise invalid
     option = upper(option)
-    if option in ("EX", "EXAT"):
-        if n > _LLONG_MAX // 1000:
-            raise invalid
-        n *= 1000
-    if option in ("EX", "PX"):
-        n += session.store.now()
-    if n >= MAX_EXPIRE_AT:  # Redis takes up to 2**63 - 1; the log holds expiry times below 2**62 ms
-        raise invalid
-    return n
+    if n > 0 and not (n > _LLONG_MAX // 1000 and option in ("EX", "EXAT")):
+        if option in ("EX", "EXAT"):
+            n *= 1000
+        if option in ("EX", "PX"):
+            n += session.store.now()
+        if n < MAX_EXPIRE_AT:  # Redis takes up to 2**63 - 1; the log holds expiry times below 2**62 ms
+            return n
+    raise CommandError(f"ERR invalid expire time in '{command}' command")
 
 
 # --------------------------------------------------------------------- strings
@@ -467,6 +461,9 @@ def _set(session: Session, args: list[str]) -> Any:
     flags, expiry = _string_options(args, 2, for_set=True)
     expire_at = None if expiry is None else _expire_at(session, expiry[0], expiry[1], "set")
     get = "GET" in flags
+    if not flags & _READING_OPTIONS:  # SET key value EX n, the common case: one put, no reads
+        session.target.put_at(key, value, expire_at)
+        return NO_OUTPUT
     with _unit(session, "set") as tx:
         old = tx.get(key) if (get or "NX" in flags or "XX" in flags) else None
         if ("NX" in flags and old is not None) or ("XX" in flags and old is None):
@@ -479,6 +476,7 @@ def _set(session: Session, args: list[str]) -> Any:
 
 
 _EXPIRY_OPTIONS = frozenset(("EX", "PX", "EXAT", "PXAT"))
+_READING_OPTIONS = frozenset(("GET", "NX", "XX", "KEEPTTL"))  # SET's options that need the key's current state
 _TTL_OPTIONS = _EXPIRY_OPTIONS | {"KEEPTTL", "PERSIST"}
 
 
@@ -524,9 +522,7 @@ def _setnx(session: Session, args: list[str]) -> Any:
 
 
 def _setex(session: Session, args: list[str], option: str, name: str) -> Any:
-    expire_at = _expire_at(session, option, args[1], name)
-    with _unit(session, name) as tx:
-        tx.put_at(args[0], args[2], expire_at)
+    session.target.put_at(args[0], args[2], _expire_at(session, option, args[1], name))
     return NO_OUTPUT
 
 
@@ -610,14 +606,13 @@ def _strlen(session: Session, args: list[str]) -> Any:
 
 
 def _incr_by(session: Session, key: str, delta: int) -> int:
-    with _unit(session, "incrby") as tx:
-        old = tx.get(key)
-        current = 0 if old is None else integer(old)
-        new = current + delta
+    def add(old: str | None) -> str:
+        new = delta if old is None else integer(old) + delta
         if not _LLONG_MIN <= new <= _LLONG_MAX:
             raise CommandError("ERR increment or decrement would overflow")
-        tx.put(key, str(new), ttl=KEEP)
-    return new
+        return str(new)
+
+    return int(session.target.update(key, add))  # under the lock, the key's expiry kept: one event
 
 
 def _incr(session: Session, args: list[str]) -> Any:
