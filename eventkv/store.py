@@ -308,6 +308,26 @@ class Database:
             s._after_write(s._commit_puts(keys, values, s._default_ttl_ms if ttl is DEFAULT else _ttl_ms(ttl),
                                           self.index))
 
+    def put_all(self, keys: list[str], values: list[str], expire_at: int | None = None) -> None:
+        """Set ``keys[i]`` to ``values[i]`` for each ``i``, all expiring at ``expire_at`` (ms since the
+        epoch; None: never), as one transaction record: all of them or none, and no reader sees half
+        (MSET).  A key given twice takes its last value."""
+        if len(keys) != len(values):
+            raise ValueError("put_all needs as many values as keys")
+        for key, value in zip(keys, values, strict=True):
+            if type(key) is not str or type(value) is not str:
+                _check_str("key", key)
+                _check_str("value", value)
+        check_expire_at(expire_at)
+        if not keys:
+            return
+        db = self.index
+        puts = tuple(map(Put, keys, values, itertools.repeat(expire_at), itertools.repeat(db)))
+        s = self._store
+        with s._lock:
+            seq = s._commit(s._clock(), puts[0] if len(puts) == 1 else Tx(puts))
+        s._after_write(seq)
+
     def delete(self, key: str) -> bool:
         """Remove ``key``; True if it was visible.  O(1)."""
         s = self._store
@@ -1307,6 +1327,13 @@ class Transaction:
         check_expire_at(expire_at)
         d = self.index if db is None else self._store.db(db).index
         self._write(d, key, (value, expire_at), Put(key, value, expire_at, d))
+
+    def put_all(self, keys: list[str], values: list[str], expire_at: int | None = None) -> None:
+        """Buffer ``put_at(keys[i], values[i], expire_at)`` for each ``i`` (as ``Database.put_all``)."""
+        if len(keys) != len(values):
+            raise ValueError("put_all needs as many values as keys")
+        for key, value in zip(keys, values, strict=True):
+            self.put_at(key, value, expire_at)
 
     def delete(self, key: str, db: int | None = None) -> bool:
         self._check_open()

@@ -117,6 +117,17 @@ class StoreMachine(RuleBasedStateMachine):
             self.model[db][key] = (value, self._expiry(ttl))
 
     @precondition(lambda self: self.tx is None)
+    @rule(db=DBS, pairs=st.lists(st.tuples(KEYS, VALUES), min_size=1, max_size=4),
+          offset=st.sampled_from([None, 0, 1500]))
+    def put_all(self, db: int, pairs: list[tuple[str, str]], offset: int | None) -> None:
+        """MSET: one record, so a crash keeps all of the pairs or none."""
+        self._event_happens()
+        expire_at = None if offset is None else self.clock.now + offset
+        self.store.db(db).put_all([k for k, _ in pairs], [v for _, v in pairs], expire_at)
+        for key, value in pairs:
+            self.model[db][key] = (value, expire_at)
+
+    @precondition(lambda self: self.tx is None)
     @rule(db=DBS, key=KEYS)
     def delete(self, db: int, key: str) -> None:
         expected = self.alive(db, key)

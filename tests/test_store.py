@@ -294,6 +294,27 @@ def test_put_at_takes_an_absolute_expiry(store: Store, clock, reopen) -> None:
     assert store.pttl("a") == 5000 and store.db(1).get("b") == "2"
 
 
+def test_put_all_is_one_record(store: Store, reopen) -> None:
+    store.db(1).put_all(["a", "b", "a"], ["1", "2", "3"])  # a key given twice takes its last value
+    assert records(store)[-1].change == Tx((Put("a", "1", None, 1), Put("b", "2", None, 1), Put("a", "3", None, 1)))
+    store.put_all(["one"], ["x"], store.now() + 500)
+    assert records(store)[-1].change == Put("one", "x", store.now() + 500, 0) and store.pttl("one") == 500
+    seq = store.last_seq
+    store.put_all([], [])
+    with pytest.raises(ValueError):
+        store.put_all(["a", "b"], ["1"])
+    with pytest.raises(TypeError):
+        store.put_all(["a", "b"], ["1", None])  # type: ignore[list-item]
+    with pytest.raises(UnreadableTextError):
+        store.put_all(["a", "b"], ["1", "\ud83d\ude00"])  # refused whole: "a" is not written either
+    assert store.last_seq == seq and store.get("a") is None
+    with store.transaction() as tx:
+        tx.put_all(["c", "d"], ["3", "4"])
+        assert tx.get("d") == "4" and store.get("c") is None
+    store = reopen(store)
+    assert store.db(1).items() == [("a", "3"), ("b", "2")] and store.get("d") == "4"
+
+
 def test_a_transaction_is_its_own_with_block(store: Store) -> None:
     with store.begin() as tx:
         tx.put("a", "1")

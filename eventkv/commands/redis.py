@@ -537,10 +537,9 @@ def _pairs(args: list[str], name: str) -> list[tuple[str, str]]:
 
 
 def _mset(session: Session, args: list[str]) -> Any:
-    pairs = _pairs(args, "mset")
-    with _unit(session, "mset") as tx:
-        for key, value in pairs:
-            tx.put_at(key, value, None)
+    if len(args) % 2:
+        raise arity_error("mset")
+    session.target.put_all(args[::2], args[1::2])  # one record
     return NO_OUTPUT
 
 
