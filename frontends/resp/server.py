@@ -185,9 +185,19 @@ def render(value: Any, resp3: bool) -> bytes:
         return _OK
     if t is int:
         return b":%d\r\n" % value
+    if t is Status:  # PONG, QUEUED, TYPE's string: a few words, each encoded once
+        data = _STATUS_BYTES.get(value)
+        if data is None:
+            data = encode_reply(SimpleString(value), resp3)
+            if len(_STATUS_BYTES) < 256:
+                _STATUS_BYTES[value] = data
+        return data
     if value is NIL_ARRAY:
         return _NIL3 if resp3 else _NIL_ARRAY2
     return encode_reply(_wire(value, resp3), resp3)
+
+
+_STATUS_BYTES: dict[str, bytes] = {}
 
 
 class GroupSync:
@@ -623,8 +633,9 @@ class RespConnection(asyncio.Protocol):
         """What the session allows now: the fast dispatch table, the database of plain GET/SET, nil's bytes."""
         session = self.session
         assert session is not None
-        fast = self.server.fast if session.fast_ok else _NO_FAST
-        return fast, session.direct, _NIL3 if session.resp3 else _NIL2
+        direct = session.direct
+        fast = self.server.fast if direct is not None or session.fast_ok else _NO_FAST  # direct: fast_ok holds
+        return fast, direct, _NIL3 if session.resp3 else _NIL2
 
     def _run(self, batch: list[list[bytes]], out: list[bytes], hold: bool = False) -> bool:
         """Run ``batch`` (the commands of a read), then any others in the parser, appending the replies to ``out``.
