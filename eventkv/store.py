@@ -1320,10 +1320,12 @@ class Transaction:
     def put_at(self, key: str, value: str, expire_at: int | None, db: int | None = None) -> None:
         """Buffer a put with an absolute expiry (ms since the epoch, None = never)."""
         self._check_open()
-        _check_str("key", key)
-        _check_str("value", value)
-        check_text("key", key)  # refused now, not at commit
-        check_text("value", value)
+        if type(key) is not str or type(value) is not str:
+            _check_str("key", key)
+            _check_str("value", value)
+        if not (key.isascii() and value.isascii()):  # a surrogate is not ASCII: refused now, not at commit
+            check_text("key", key)
+            check_text("value", value)
         check_expire_at(expire_at)
         d = self.index if db is None else self._store.db(db).index
         self._write(d, key, (value, expire_at), Put(key, value, expire_at, d))

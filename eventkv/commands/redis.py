@@ -902,16 +902,16 @@ def _expire_generic(session: Session, args: list[str], name: str, unit_ms: int, 
     if {"GT", "LT"} <= options:
         raise CommandError("ERR GT and LT options at the same time are not compatible")
     n = integer(args[1])
-    invalid = CommandError(f"ERR invalid expire time in '{name}' command")
+    invalid = f"ERR invalid expire time in '{name}' command"
     if unit_ms == 1000:
         if not -(_LLONG_MAX // 1000) <= n <= _LLONG_MAX // 1000:
-            raise invalid
+            raise CommandError(invalid)
         n *= 1000
     with _unit(session, name) as tx:
         now = session.store.now()
         at = n if absolute else now + n
         if not _LLONG_MIN <= at <= _LLONG_MAX:  # Redis's bound, checked before the key is looked up
-            raise invalid
+            raise CommandError(invalid)
         found = tx.lookup(key)
         if found is None:
             return 0
@@ -923,7 +923,7 @@ def _expire_generic(session: Session, args: list[str], name: str, unit_ms: int, 
         if at <= now:
             tx.delete(key)
         elif at >= MAX_EXPIRE_AT:  # the log's bound (below 2**62 ms): only where Redis would set it
-            raise invalid
+            raise CommandError(invalid)
         else:
             tx.expire_at(key, at)
     return 1
