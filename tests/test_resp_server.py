@@ -179,6 +179,8 @@ def test_option_parsing_follows_redis(session: RedisSession) -> None:
 def test_counters_and_set_with_an_expiry_keep_redis_semantics(session: RedisSession, store: Store) -> None:
     run(session, "SET", "n", "10", "EX", "100")
     assert run(session, "INCR", "n") == 11 and run(session, "TTL", "n") == 100  # INCR keeps the expiry
+    assert run(session, "APPEND", "n", "5") == 3 and run(session, "INCRBYFLOAT", "n", "0.5") == "115.5"
+    assert run(session, "TTL", "n") == 100  # and so do APPEND and INCRBYFLOAT
     run(session, "SET", "s", "x")
     seq = store.last_seq
     assert error(session, "INCR", "s") == "ERR value is not an integer or out of range"

@@ -587,16 +587,15 @@ def _getex(session: Session, args: list[str]) -> Any:
 
 
 def _append(session: Session, args: list[str]) -> Any:
-    with _unit(session, "append") as tx:
-        old = tx.get(args[0]) or ""
-        new = old + args[1]
+    def append(old: str | None) -> str:
+        new = (old or "") + args[1]
         if not new.isascii():  # join the bytes: two halves of a character make the character
-            new = _text(_bytes(old) + _bytes(args[1]))
-        length = _blen(new)
-        if length > _max_string(session):
+            new = _text(_bytes(old or "") + _bytes(args[1]))
+        if _blen(new) > _max_string(session):
             raise CommandError("ERR string exceeds maximum allowed size (proto-max-bulk-len)")
-        tx.put(args[0], new, ttl=KEEP)
-    return length
+        return new
+
+    return _blen(session.target.update(args[0], append))  # under the lock, the key's expiry kept: one event
 
 
 def _strlen(session: Session, args: list[str]) -> Any:
@@ -634,16 +633,15 @@ def _decrby(session: Session, args: list[str]) -> Any:
 
 
 def _incrbyfloat(session: Session, args: list[str]) -> Any:
-    with _unit(session, "incrbyfloat") as tx:
+    def add(old: str | None) -> str:
         try:  # long double arithmetic, as Redis: the same text to the byte
-            old = tx.get(args[0])
-            text = longdouble.add_text("0" if old is None else old, args[1])  # "" is not a number
+            return longdouble.add_text("0" if old is None else old, args[1])  # "" is not a number
         except longdouble.Infinite:
             raise CommandError("ERR increment would produce NaN or Infinity") from None
         except ValueError:
             raise CommandError("ERR value is not a valid float") from None
-        tx.put(args[0], text, ttl=KEEP)
-    return text
+
+    return session.target.update(args[0], add)
 
 
 def _getrange(session: Session, args: list[str]) -> Any:
