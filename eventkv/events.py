@@ -65,6 +65,8 @@ _SURROGATE = re.compile("[\ud800-\udfff]")
 _SURROGATE_PAIR = re.compile("[\ud800-\udbff][\udc00-\udfff]")  # in a str: a pair JSON would join
 #: the surrogates that stand for no byte (surrogateescape writes \udc80-\udcff as the bytes 0x80-0xff)
 _UNREADABLE = re.compile("[\ud800-\udc7f]")
+#: what JSON escapes in ASCII text (orjson nothing else): text without it is its own JSON, in quotes
+_JSON_ESCAPED = re.compile(r'["\\\x00-\x1f]')
 VERSION = 2  # 2: "value64" (binary values in base64)
 READS = (1, 2)  # the versions this build reads
 #: values at least this long go to base64 if JSON would make them more than 1.5 times their bytes
@@ -338,6 +340,30 @@ def encode_put(seq: int, ts: int, key: str, value: str, expire_at: int | None, d
     else:
         body = b'{"seq":%d,"ts":%d,"op":"put","key":%b,"value":%b,"exp":%d}' % (seq, ts, k, v, expire_at)
     return b"".join((hexlify(crc32(body).to_bytes(4, "big")), b" ", body, b"\n"))  # frame_line, inline
+
+
+def encode_puts(first_seq: int, ts: int, keys: list[str], values: list[str], expire_at: int | None,
+                db: int = 0) -> list[bytes]:
+    """``encode_put(first_seq + i, ts, keys[i], values[i], expire_at, db)`` for each ``i``: the lines
+    of a run of puts (a pipeline's SETs), the same bytes.
+
+    A run of 8 or more whose keys and values are all ASCII needing no JSON escape -- the
+    common case -- is formatted in C: its text encoded once, each line one format and one
+    crc32, no Python call a put (half the time of ``encode_put`` on long runs here).
+    """
+    n = len(keys)
+    words = keys + values
+    if n < 8 or not (joined := "".join(words)).isascii() or _JSON_ESCAPED.search(joined) is not None:
+        return [encode_put(seq, ts, key, value, expire_at, db)
+                for seq, key, value in zip(range(first_seq, first_seq + n), keys, values, strict=True)]
+    # No NUL among them (it needs an escape): the words joined by NULs, encoded once, split again.
+    raw = "\0".join(words).encode("ascii").split(b"\0")
+    tail = b',"db":%d}' % db if db else b"}"
+    if expire_at is not None:
+        tail = b',"exp":%d' % expire_at + tail
+    body = b'{"seq":%d,"ts":' + b"%d" % ts + b',"op":"put","key":"%b","value":"%b"' + tail  # no text in it
+    bodies = list(map(body.__mod__, zip(range(first_seq, first_seq + n), raw[:n], raw[n:], strict=True)))
+    return [b"%08x %b\n" % (crc32(b), b) for b in bodies]  # frame_line of each
 
 
 def encode_header(first_seq: int) -> bytes:

@@ -61,6 +61,7 @@ from eventkv.events import (
     check_text,
     encode_event,
     encode_put,
+    encode_puts,
 )
 from eventkv.log import (
     LOG_NAME,
@@ -758,8 +759,7 @@ class Store(Database):
             now = self._clock()
             expire_at = None if ttl_ms is None else now + ttl_ms
             first = self._last_seq + 1
-            lines = [encode_put(seq, now, key, value, expire_at, db)
-                     for seq, key, value in zip(range(first, first + len(keys)), keys, values, strict=False)]
+            lines = encode_puts(first, now, keys, values, expire_at, db)
             last = first + len(lines) - 1
             self._log.append(last, b"".join(lines), len(lines))
             self._keyspaces.dbs[db].set_many(keys, values, [expire_at] * len(lines))

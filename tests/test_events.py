@@ -31,6 +31,7 @@ from eventkv.events import (
     encode_event,
     encode_header,
     encode_put,
+    encode_puts,
     event_to_json,
     flatten,
     frame_line,
@@ -178,6 +179,32 @@ def test_encode_put_writes_the_json_of_the_event_object(key: str, value: str, ex
     if db:
         d["db"] = db
     assert encode_put(3, TS, key, value, exp, db) == frame_line(dump_json(d))
+
+
+_ASCII_WORDS = st.text(st.characters(max_codepoint=127), max_size=12) | st.sampled_from(["", "k", "x" * 200])
+
+
+@settings(max_examples=200, deadline=None)
+@given(data=st.data(), n=st.integers(min_value=0, max_value=20), exp=EXP, db=DB,
+       words=st.sampled_from([_ASCII_WORDS, TEXT, st.text()]))
+def test_encode_puts_is_encode_put_of_each(data, n: int, exp, db: int, words) -> None:
+    """The run's fast path (ASCII without escapes) and its fallback give encode_put's bytes, or its error."""
+    keys = data.draw(st.lists(words, min_size=n, max_size=n))
+    values = data.draw(st.lists(words, min_size=n, max_size=n))
+    try:
+        expected = [encode_put(7 + i, TS, k, v, exp, db) for i, (k, v) in enumerate(zip(keys, values, strict=True))]
+    except UnreadableTextError:
+        with pytest.raises(UnreadableTextError):
+            encode_puts(7, TS, keys, values, exp, db)
+        return
+    assert encode_puts(7, TS, keys, values, exp, db) == expected
+
+
+def test_encode_puts_of_a_long_run_of_plain_text() -> None:
+    keys, values = [f"key:{i}" for i in range(20)], ["xxx", ""] * 10
+    for exp, db in ((None, 0), (TS + 1, 0), (None, 15), (TS, 3)):
+        assert encode_puts(1, TS, keys, values, exp, db) == [
+            encode_put(1 + i, TS, k, v, exp, db) for i, (k, v) in enumerate(zip(keys, values, strict=True))]
 
 
 @settings(max_examples=300, deadline=None)
