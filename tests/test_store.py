@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from pathlib import Path
@@ -1043,3 +1044,15 @@ def test_a_corrupt_log_stops_open(store: Store) -> None:
     path.write_bytes(bytes(data))
     with pytest.raises(LogCorruptError):
         Store.open(store.config.data_dir, background=False)
+
+
+def test_the_readme_tour_of_the_embedded_api_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The README's example, as written, in an empty directory: the tour stays true to the API."""
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    found = re.search(r"## The embedded API\n\n```python\n(.*?)```", readme, re.S)
+    assert found is not None
+    monkeypatch.chdir(tmp_path)
+    exec(compile(found.group(1), "README.md", "exec"), {})
+    for directory in ("meta-data", "backup-dir"):
+        with Store.open(str(tmp_path / directory), background=False) as db:
+            assert db.get("p") == "1" and db.db(2).get("k") == "v" and db.get("y") == "1"
