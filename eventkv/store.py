@@ -120,6 +120,16 @@ def _check_str(name: str, value: Any) -> None:
         raise TypeError(f"{name} must be a str, not {type(value).__name__}")
 
 
+def _check_pairs(name: str, keys: list[str], values: list[str]) -> None:
+    """As many values as keys, every one a str (the arguments of ``put_each`` and ``put_all``)."""
+    if len(keys) != len(values):
+        raise ValueError(f"{name} needs as many values as keys")
+    for key, value in zip(keys, values, strict=True):
+        if type(key) is not str or type(value) is not str:
+            _check_str("key", key)
+            _check_str("value", value)
+
+
 def _ttl_ms(ttl: Any) -> int | None:
     """A TTL in seconds (int or float, > 0) as ms; None or 0 = no expiry."""
     if ttl is None:
@@ -298,12 +308,7 @@ class Database:
         none: if the write fails, nothing is applied and the error is raised.  What
         a server does with a pipeline of plain SETs.
         """
-        if len(keys) != len(values):
-            raise ValueError("put_each needs as many values as keys")
-        for key, value in zip(keys, values, strict=True):
-            if type(key) is not str or type(value) is not str:
-                _check_str("key", key)
-                _check_str("value", value)
+        _check_pairs("put_each", keys, values)
         if keys:
             s = self._store
             s._after_write(s._commit_puts(keys, values, s._default_ttl_ms if ttl is DEFAULT else _ttl_ms(ttl),
@@ -313,12 +318,7 @@ class Database:
         """Set ``keys[i]`` to ``values[i]`` for each ``i``, all expiring at ``expire_at`` (ms since the
         epoch; None: never), as one transaction record: all of them or none, and no reader sees half
         (MSET).  A key given twice takes its last value."""
-        if len(keys) != len(values):
-            raise ValueError("put_all needs as many values as keys")
-        for key, value in zip(keys, values, strict=True):
-            if type(key) is not str or type(value) is not str:
-                _check_str("key", key)
-                _check_str("value", value)
+        _check_pairs("put_all", keys, values)
         check_expire_at(expire_at)
         if not keys:
             return
