@@ -352,7 +352,7 @@ def encode_puts(first_seq: int, ts: int, keys: list[str], values: list[str], exp
     crc32, no Python call a put (half the time of ``encode_put`` on long runs here).
     """
     n = len(keys)
-    words = keys + values
+    words = [*keys, *values] if n >= 8 else []  # any sequences, as put_each takes
     if n < 8 or not (joined := "".join(words)).isascii() or _JSON_ESCAPED.search(joined) is not None:
         return [encode_put(seq, ts, key, value, expire_at, db)
                 for seq, key, value in zip(range(first_seq, first_seq + n), keys, values, strict=True)]

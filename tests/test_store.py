@@ -312,6 +312,12 @@ def test_put_all_is_one_record(store: Store, reopen) -> None:
     with store.transaction() as tx:
         tx.put_all(["c", "d"], ["3", "4"])
         assert tx.get("d") == "4" and store.get("c") is None
+        with pytest.raises(UnreadableTextError):
+            tx.put_all(["e", "f"], ["5", "\ud800"])  # refused whole in a transaction too
+        assert tx.get("e") is None and len(tx.changes) == 2
+    store.put_each(("g", "h"), ("7", "8"))  # any sequences
+    store.put_each({f"i{n}": 0 for n in range(10)}.keys(), ("9",) * 10)  # type: ignore[arg-type]
+    assert store.get("g") == "7" and store.get("i9") == "9"
     store = reopen(store)
     assert store.db(1).items() == [("a", "3"), ("b", "2")] and store.get("d") == "4"
 
