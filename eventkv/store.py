@@ -379,7 +379,8 @@ class Database:
         ``fn`` gets None for an absent key and may return None to delete it.  The key
         keeps its expiry unless ``ttl`` is given (seconds, None, or DEFAULT).  ``fn``
         runs under the store's lock: keep it short, and an exception from it changes
-        nothing.  One event, as a ``put`` or ``delete`` would write.  INCR is built on this.
+        nothing.  One event, as a ``put`` or ``delete`` would write.  INCR, APPEND and
+        INCRBYFLOAT are built on this.
         """
         if type(key) is not str:
             _check_str("key", key)
@@ -430,7 +431,7 @@ class Database:
 
         The transaction begins at the call (``begin()``); ``with`` ends it.
         """
-        return Transaction(self, locked=False)
+        return self.begin()
 
     def atomic(self) -> Transaction:
         """``with db.atomic() as tx:``, a transaction that holds the store's lock until it ends:

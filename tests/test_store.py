@@ -835,7 +835,9 @@ def test_a_closed_store_answers_nothing_but_that_it_is_closed(store: Store, tmp_
     store.close()
     reads = [lambda: store.get("a"), lambda: other.get("a"), lambda: store.exists("a"), store.keys, store.items,
              store.size, lambda: store.ttl("a"), lambda: store.get_many(["a"]), store.begin, store.save,
-             lambda: store.backup(tmp_path / "backup"), lambda: other.atomic().__enter__(), lambda: tx.get("a")]
+             lambda: store.backup(tmp_path / "backup"), lambda: other.atomic().__enter__(), lambda: tx.get("a"),
+             lambda: other.update("a", lambda v: "x"), lambda: other.put_at("a", "x", None),
+             lambda: other.put_all(["a"], ["x"])]
     for read in reads:
         with pytest.raises(StoreClosedError, match="closed"):
             read()
