@@ -182,6 +182,11 @@ SCENARIOS: dict[str, tuple[int, Callable[[str], Callable[[], None]]]] = {
     "resp-get-P16": (16, lambda d: _resp(d, _get(16))),
     "resp-set": (1, lambda d: _resp(d, _set(1))),
     "resp-set-P16": (16, lambda d: _resp(d, _set(16))),
+    # redis-benchmark's other tests, and the commonest SET with options
+    "resp-ping": (1, lambda d: _resp(d, encode_command("PING"))),
+    "resp-incr": (1, lambda d: _resp(d, encode_command("INCR", "counter:000001"))),
+    "resp-set-ex": (1, lambda d: _resp(d, encode_command("SET", "key:000003", "value:0003", "EX", "100"))),
+    "resp-mset": (1, lambda d: _resp(d, encode_command("MSET", *(f"key:{i:06d}" for i in range(10) for _ in "kv")))),
     "put": (1, lambda d: _embedded(d, "put")),
     "get": (1, lambda d: _embedded(d, "get")),
     "decode": (1, lambda d: _replay(d, "decode")),

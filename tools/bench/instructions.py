@@ -12,6 +12,8 @@ CPU instructions, interpreter start and set-up left out:
   transport that drops what it is given;
 * ``resp-get-P16``, ``resp-set-P16``: a read of 16 of them (``redis-benchmark -P 16``);
   per command;
+* ``resp-ping``, ``resp-incr``, ``resp-mset`` (10 pairs), ``resp-set-ex`` (``SET key value
+  EX 100``): one client's read of one such command, as ``resp-get``;
 * ``put`` (the default TTL), ``get``: the embedded API, ``fsync no``;
 * ``decode``, ``fold``: replay, per record, of a history like the replay
   benchmark's (puts, TTLs, deletes, expires, transactions, over two databases):
