@@ -1334,15 +1334,10 @@ class Transaction:
     def put_all(self, keys: list[str], values: list[str], expire_at: int | None = None) -> None:
         """Buffer ``put_at(keys[i], values[i], expire_at)`` for each ``i``: all of them, or -- when one is
         refused -- none (as ``Database.put_all``)."""
-        self._check_open()
         _check_pairs("put_all", keys, values)
-        check_expire_at(expire_at)
-        for key, value in zip(keys, values, strict=True):
-            if not (key.isascii() and value.isascii()):
-                check_text("key", key)
-                check_text("value", value)
-        for key, value in zip(keys, values, strict=True):
-            self.put_at(key, value, expire_at)
+        with self.savepoint():  # a refused pair undoes the ones before it
+            for key, value in zip(keys, values, strict=True):
+                self.put_at(key, value, expire_at)
 
     def delete(self, key: str, db: int | None = None) -> bool:
         self._check_open()
