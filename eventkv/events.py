@@ -143,8 +143,9 @@ class CodecError(ValueError):
 # --------------------------------------------------------------------------- encoding
 
 
-def _change_dict(change: Change) -> dict[str, Any]:
-    """The JSON object of one change (without seq and ts)."""
+def _change_dict(change: Change, writing: bool = False) -> dict[str, Any]:
+    """The JSON object of one change (without seq and ts).  ``writing``: for a new record, whose
+    values ``check_text`` must pass (those of records already written are shown as they are)."""
     d: dict[str, Any]
     if isinstance(change, Put):
         d = {"op": "put", "key": change.key}
@@ -152,6 +153,8 @@ def _change_dict(change: Change) -> dict[str, Any]:
         if encoded is None:
             d["value"] = change.value
         else:
+            if writing and not change.value.isascii():  # base64 would hide its surrogates from orjson
+                check_text("value", change.value)
             d["value64"] = encoded.decode("ascii")
         if change.expire_at is not None:
             d["exp"] = change.expire_at
@@ -168,7 +171,7 @@ def _change_dict(change: Change) -> dict[str, Any]:
     elif isinstance(change, SwapDB):
         return {"op": "swapdb", "a": change.a, "b": change.b}
     elif isinstance(change, Tx):
-        return {"op": "tx", "changes": [_change_dict(c) for c in change.changes]}
+        return {"op": "tx", "changes": [_change_dict(c, writing) for c in change.changes]}
     else:
         raise TypeError(f"not a change: {change!r}")
     if change.db:
@@ -212,13 +215,25 @@ def check_text(name: str, text: str) -> None:
     """Refuse (``UnreadableTextError``) a key or value holding a surrogate that stands for no byte.
 
     Text and undecodable bytes (``\\udc80``-``\\udcff``, from ``surrogateescape``) are what a
-    key or value may hold: every frontend can send them back as the bytes they came as.
+    key or value may hold: every frontend can send them back as the bytes they came as.  Such
+    surrogates must stand for bytes that do not decode: ``"\\udcc3\\udca9"`` is refused, since its
+    bytes are the UTF-8 of ``"\u00e9"`` and it would read back as that.
     """
     found = _UNREADABLE.search(text)
     if found is not None:
         raise UnreadableTextError(
             f"the {name} holds {found.group()!r} at {found.start()}, a surrogate that stands for no byte: "
             "keys and values hold text, and undecodable bytes as \\udc80-\\udcff only")
+    if _SURROGATE.search(text) is None:
+        return
+    # \udc80-\udcff only: the bytes they stand for must not decode, or the text would come back
+    # as those characters ("\udcc3\udca9" as "\u00e9") after a restart or through any frontend.
+    canonical = text.encode("utf-8", "surrogateescape").decode("utf-8", "surrogateescape")
+    if canonical != text:
+        shown = repr(canonical if len(canonical) <= 40 else canonical[:40] + "...")
+        raise UnreadableTextError(
+            f"the {name} holds surrogates for bytes that are UTF-8 text: it would be read back as "
+            f"{shown}; write that text instead")
 
 
 def _check_puts(change: Change) -> None:
@@ -299,7 +314,7 @@ def encode_event(seq: int, ts: int, change: Change) -> bytes:
 def _encode_object(seq: int, ts: int, change: Change) -> bytes:
     """``encode_event`` through the change's JSON object (``_change_dict``)."""
     d: dict[str, Any] = {"seq": seq, "ts": ts}
-    d.update(_change_dict(change))
+    d.update(_change_dict(change, writing=True))
     try:
         return frame_line(orjson.dumps(d))
     except TypeError:  # a surrogate somewhere: refused in a put, else dump_json's escapes

@@ -917,6 +917,24 @@ def test_text_holding_a_surrogate_that_stands_for_no_byte_is_refused_before_it_i
     assert reopen(store).get("bytes") == "\udc80\udcff"
 
 
+@pytest.mark.parametrize("text", ["\udcc3\udca9", "x\udce6\udc97\udca5y", "\udcff\udcc3\udca9"])
+def test_surrogates_for_bytes_that_decode_are_refused_as_they_would_read_back_changed(
+        store: Store, reopen, text: str) -> None:
+    """"\\udcc3\\udca9" stands for the bytes of "\u00e9": kept, it would come back as "\u00e9" after a restart."""
+    store.put("before", "1", ttl=None)
+    for write in (lambda: store.put("k", text), lambda: store.put(text, "v"), lambda: store.db(3).put("k", text),
+                  lambda: store.put_all(["a", "b"], ["1", text]), lambda: store.update("k", lambda _: text)):
+        with pytest.raises(UnreadableTextError, match="read back as"):
+            write()
+    with store.transaction() as tx:
+        with pytest.raises(UnreadableTextError, match="read back as"):  # at the put, not at the commit
+            tx.put("k", text)
+        tx.put("fine", "1")
+    store.put("bytes", "\udcc3\udcff\udca9", ttl=None)  # bytes that do not decode are fine
+    again = reopen(store)
+    assert sorted(again.items()) == [("before", "1"), ("bytes", "\udcc3\udcff\udca9"), ("fine", "1")]
+
+
 def test_reopen_gives_identical_state(store: Store, reopen, clock) -> None:
     store.put("plain", "1", ttl=None)
     store.put("ttl", "2", ttl=30)
