@@ -239,6 +239,15 @@ def fsync_dir(path: str) -> None:
         os.close(fd)
 
 
+def _discard(fd: int, path: str) -> None:
+    """Close ``fd`` (if open) and remove ``path`` (if named), ignoring errors: cleanup after a failure."""
+    if fd >= 0:
+        os.close(fd)
+    if path:
+        with contextlib.suppress(OSError):
+            os.unlink(path)
+
+
 @contextlib.contextmanager
 def atomic_write(path: str, mode: str = "wb", **options: Any) -> Iterator[IO[Any]]:
     """Write ``path`` whole or not at all: a temporary file beside it, fsync, rename, fsync the directory.
@@ -612,8 +621,11 @@ class FileEventLog(EventLog):
         """Close the active segment under its final name and start a new AOF.txt.
 
         The caller holds the store's lock (no append runs meanwhile).  Returns the
-        sealed segment, or None if the active one holds no event.  A crash between
-        the rename and the new file leaves no AOF.txt: ``recover`` makes a new one.
+        sealed segment, or None if the active one holds no event.  The new file is
+        made (header written, fsynced) before anything is renamed, so a failure --
+        a full disk -- raises ``LogWriteError`` with the active segment still the
+        one written to: nothing changed, and the next seal tries again.  A crash
+        between the two renames leaves no AOF.txt: ``recover`` makes a new one.
         """
         if self.last_seq < self.first_seq:
             return None
@@ -622,16 +634,55 @@ class FileEventLog(EventLog):
                 self._sync_now()
             sealed = Segment(self.first_seq, self.last_seq,
                              os.path.join(self.directory, segment_name(self.first_seq, self.last_seq)))
+            header = encode_header(self.last_seq + 1)
+            fd, tmp = self._next_segment(header)
+            try:
+                os.replace(self.path, sealed.path)
+            except OSError as e:
+                _discard(fd, tmp)
+                raise self._seal_error(e) from None
+            try:
+                os.replace(tmp, self.path)
+            except OSError as e:
+                _discard(fd, tmp)
+                try:
+                    os.replace(sealed.path, self.path)  # the active segment goes on being written
+                except OSError:  # AOF.txt is gone: the next open makes one (see recover)
+                    self._failed = f"the log {self.path} could not be put back after a failed seal ({e.strerror})"
+                    log.error("seal failed and could not be undone; writes refused until restart", file=self.path)
+                raise self._seal_error(e) from None
             os.close(self._fd)
-            self._fd = -1
-            os.replace(self.path, sealed.path)
+            self._fd = fd
             self.first_seq = self.last_seq + 1
-            self._create()
-            self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND)
-            self._size = os.fstat(self._fd).st_size
+            self._size = len(header)
             self.created_at = time.time()
+            fsync_dir(self.directory)
         log.info("sealed a log segment", segment=os.path.basename(sealed.path))
         return sealed
+
+    def _next_segment(self, header: bytes) -> tuple[int, str]:
+        """A new segment file beside AOF.txt holding ``header``, fsynced, open for appending."""
+        tmp = ""
+        fd = -1
+        try:
+            made, tmp = tempfile.mkstemp(prefix=f".{LOG_NAME}.", suffix=".tmp", dir=self.directory)
+            try:
+                os.fchmod(made, 0o644)
+                if os.write(made, header) < len(header):  # a short write: the disk is full
+                    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+                os.fsync(made)
+                fd = os.open(tmp, os.O_WRONLY | os.O_APPEND)
+            finally:
+                os.close(made)
+        except OSError as e:
+            _discard(fd, tmp)
+            raise self._seal_error(e) from None
+        return fd, tmp
+
+    def _seal_error(self, e: OSError) -> LogWriteError:
+        reason = "the disk is full" if e.errno == errno.ENOSPC else (e.strerror or str(e))
+        return LogWriteError(f"cannot start a new log segment in {self.directory}: {reason}; "
+                             f"writes go on in {self.path}")
 
     # ------------------------------------------------------------------ closing
 

@@ -446,6 +446,62 @@ def test_a_full_disk_during_compaction_keeps_the_old_snapshot_and_the_store_work
         assert state(s) == expected
 
 
+@pytest.mark.parametrize("where", ["new file", "fsync", "first rename", "second rename", "no way back"])
+def test_a_full_disk_while_sealing_leaves_the_log_writable(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, where: str) -> None:
+    """A seal (SAVE, backup, a segment grown big) that fails changes nothing: writes go on in AOF.txt,
+    and the next seal works once there is room.  Only when AOF.txt cannot even be put back are
+    writes refused, with the reason, until a restart -- which loses nothing."""
+    import eventkv.log as log_module
+
+    d = tmp_path / "d"
+    enospc = OSError(errno.ENOSPC, "No space left on device")
+    real_write, real_replace = os.write, os.replace
+
+    def write(fd: int, data: bytes) -> int:
+        if b'"format"' in data:  # the new segment's header
+            raise enospc
+        return real_write(fd, data)
+
+    def fsync(fd: int) -> None:
+        raise enospc
+
+    def replace(src: str, dst: str) -> None:
+        failing = {"first rename": src.endswith("AOF.txt"), "second rename": src.endswith(".tmp"),
+                   "no way back": src.endswith(".tmp") or dst.endswith("AOF.txt")}[where]
+        if failing:
+            raise enospc
+        real_replace(src, dst)
+
+    with open_store(d) as s:
+        fill(s, 20)
+        before = sorted(os.listdir(d))
+        log_before = (d / "AOF.txt").read_bytes()
+        if where == "new file":
+            monkeypatch.setattr(log_module.os, "write", write)
+        elif where == "fsync":
+            monkeypatch.setattr(log_module.os, "fsync", fsync)
+        else:
+            monkeypatch.setattr(log_module.os, "replace", replace)
+        with pytest.raises(EventKVError, match="disk is full"):
+            s.save()
+        monkeypatch.undo()
+        if where == "no way back":
+            assert not (d / "AOF.txt").exists()
+            with pytest.raises(EventKVError, match="could not be put back"):
+                s.put("after", "1", ttl=None)
+        else:
+            assert sorted(os.listdir(d)) == before  # no temporary file, no new segment
+            assert (d / "AOF.txt").read_bytes() == log_before
+            s.put("after", "1", ttl=None)
+            s.save()  # there is room again
+            s.put("later", "2", ttl=None)
+        expected = state(s)
+    with open_store(d) as s:
+        assert state(s) == expected
+        assert s.get("k19") == "v19"
+
+
 # --------------------------------------------------------------------------- kill -9
 
 
