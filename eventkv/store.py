@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import errno
 import gc
 import itertools
 import math
@@ -118,6 +119,13 @@ Observer = Callable[[int, int, Change, bytes], None]
 def _check_str(name: str, value: Any) -> None:
     if type(value) is not str:
         raise TypeError(f"{name} must be a str, not {type(value).__name__}")
+
+
+def _copy_durably(source: str, target: str) -> None:
+    """Copy a file and fsync the copy."""
+    shutil.copyfile(source, target)
+    with open(target, "rb+") as f:
+        os.fsync(f.fileno())
 
 
 def _check_pairs(name: str, keys: list[str], values: list[str]) -> None:
@@ -1043,6 +1051,7 @@ class Store(Database):
             raise EventKVError(f"backup directory {target} is not a directory")
         if os.path.exists(target) and os.listdir(target):
             raise EventKVError(f"backup directory {target} is not empty")
+        made = not os.path.exists(target)
         try:
             os.makedirs(target, exist_ok=True)
         except OSError as e:
@@ -1051,17 +1060,27 @@ class Store(Database):
             if isinstance(self._log, FileEventLog):
                 self._log.seal()
             seq = self._last_seq
-        with compaction_lock(data_dir):
-            names = [snapshot.SNAPSHOT_NAME] if os.path.exists(os.path.join(data_dir, snapshot.SNAPSHOT_NAME)) else []
-            names += [os.path.basename(s.path) for s in sealed_segments(data_dir) if s.last <= seq]
-            for name in names:
-                shutil.copyfile(os.path.join(data_dir, name), os.path.join(target, name))
-                with open(os.path.join(target, name), "rb+") as f:
-                    os.fsync(f.fileno())
-        alias = os.path.join(data_dir, "alias.json")
-        if os.path.exists(alias):
-            shutil.copyfile(alias, os.path.join(target, "alias.json"))
-        fsync_dir(target)
+        names: list[str] = []
+        try:
+            with compaction_lock(data_dir):
+                if os.path.exists(os.path.join(data_dir, snapshot.SNAPSHOT_NAME)):
+                    names.append(snapshot.SNAPSHOT_NAME)
+                names += [os.path.basename(s.path) for s in sealed_segments(data_dir) if s.last <= seq]
+                for name in names:
+                    _copy_durably(os.path.join(data_dir, name), os.path.join(target, name))
+            alias = os.path.join(data_dir, "alias.json")
+            if os.path.exists(alias):
+                _copy_durably(alias, os.path.join(target, "alias.json"))
+            fsync_dir(target)
+        except OSError as e:  # a full disk, most likely: no half a backup left to be taken for a whole one
+            if made:
+                shutil.rmtree(target, ignore_errors=True)
+            else:
+                for name in os.listdir(target):
+                    with contextlib.suppress(OSError):
+                        os.unlink(os.path.join(target, name))
+            reason = "the disk is full" if e.errno == errno.ENOSPC else (e.strerror or str(e))
+            raise EventKVError(f"backup to {target} failed: {reason}; nothing was left there") from None
         log.info("backup written", directory=target, seq=seq, files=len(names))
         return seq
 

@@ -273,6 +273,39 @@ def test_backup_refuses_places_it_cannot_or_should_not_write_with_a_clear_error(
         assert not (tmp_path / "d" / "sub").exists()
 
 
+@pytest.mark.parametrize("existed", [False, True])
+def test_a_backup_that_fails_for_a_full_disk_says_so_and_leaves_nothing(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, existed: bool) -> None:
+    import eventkv.store as store_module
+
+    d, b = tmp_path / "d", tmp_path / "b"
+    if existed:
+        b.mkdir()
+    real_copy = shutil.copyfile
+    copied: list[str] = []
+
+    def copy_then_fill(source: str, target: str) -> str:
+        if copied:  # the second file fills the disk half-way
+            Path(target).write_bytes(Path(source).read_bytes()[:100])
+            raise OSError(errno.ENOSPC, "No space left on device")
+        copied.append(target)
+        return real_copy(source, target)
+
+    with open_store(d) as s:
+        fill(s, 30)
+        s.save()
+        fill(s, 10, "more")
+        monkeypatch.setattr(store_module.shutil, "copyfile", copy_then_fill)
+        with pytest.raises(EventKVError, match="backup to .* failed: the disk is full; nothing was left there"):
+            s.backup(b)
+        monkeypatch.undo()
+        assert copied and (list(b.iterdir()) == [] if existed else not b.exists())
+        s.backup(b)  # once there is room, into the same place
+        expected = state(s)
+    with open_store(b) as copy:
+        assert state(copy) == expected
+
+
 def test_a_data_directory_that_cannot_be_made_or_is_a_file_is_one_clear_error(tmp_path: Path) -> None:
     (tmp_path / "file").write_text("x")
     with pytest.raises(EventKVError, match="is not a directory"):
