@@ -63,8 +63,10 @@ _LOCK_WAIT = 2.0  # seconds to wait for the directory lock of a process that is 
 #: while the batch's column passes run over them -- a replay of a million records
 #: took about 3.8 s in batches of a megabyte and 2.4 s in batches of 16 KiB.
 BATCH_BYTES = 1 << 14
-_RESTORE_HINT = ("Restore the data directory from a backup (eventkv restore BACKUP_DIR --data-dir DIR), or see "
-                 "eventkv replay verify.")
+#: What to do about a damaged or incomplete log (each message naming one ends with it).
+RESTORE_HINT = ("Restore the data directory from a backup (eventkv restore BACKUP_DIR --data-dir DIR), or rebuild "
+                "a state from the archive (eventkv replay restore --to <point> --into <new dir>; eventkv replay "
+                "verify says what it holds).")
 
 log = get_logger("EventLog")
 
@@ -131,7 +133,7 @@ def read_segment_batches(path: str, tail_ok: bool = False) -> Iterator[Sequence[
         try:
             expected = decode_header(f.readline())
         except CodecError as e:
-            raise LogCorruptError(f"{path}, line 1 (header): {e}. {_RESTORE_HINT}") from None
+            raise LogCorruptError(f"{path}, line 1 (header): {e}. {RESTORE_HINT}") from None
         lineno = 1
         while True:
             batch = f.readlines(BATCH_BYTES)
@@ -149,9 +151,9 @@ def read_segment_batches(path: str, tail_ok: bool = False) -> Iterator[Sequence[
                     try:
                         event = decode_line(line) if line.endswith(b"\n") else None
                     except CodecError as e:
-                        raise LogCorruptError(f"{path}, line {lineno}: {e}. {_RESTORE_HINT}") from None
+                        raise LogCorruptError(f"{path}, line {lineno}: {e}. {RESTORE_HINT}") from None
                     if event is None or event.seq != expected:
-                        raise LogCorruptError(f"{path}, line {lineno}: record out of order or torn. {_RESTORE_HINT}")
+                        raise LogCorruptError(f"{path}, line {lineno}: record out of order or torn. {RESTORE_HINT}")
                     checked.append(event)
                     expected += 1
                 yield checked
@@ -346,7 +348,7 @@ class FileEventLog(EventLog):
                     continue
                 if batch[0].seq != expected:
                     raise LogCorruptError(f"{segment.path}: record {batch[0].seq} where {expected} was expected; "
-                                          f"{_RESTORE_HINT}")
+                                          f"{RESTORE_HINT}")
                 yield batch
                 expected += len(batch)
         if not os.path.exists(self.path):
@@ -414,7 +416,7 @@ class FileEventLog(EventLog):
         return LogCorruptError(
             f"{path}: the log jumps from record {expected - 1} to {found}: records {expected}..{found - 1} are "
             f"missing (a segment was lost or moved). eventkv will not start on an incomplete log and has changed "
-            f"nothing. {_RESTORE_HINT}"
+            f"nothing. {RESTORE_HINT}"
         )
 
     def _create(self) -> None:
@@ -497,7 +499,7 @@ class FileEventLog(EventLog):
         where = f"line {lineno}" + (f" (record {seq})" if seq is not None else " (header)")
         return LogCorruptError(
             f"{self.path}, {where}: {problem}. eventkv will not start on a damaged log and has changed "
-            f"nothing. {_RESTORE_HINT}"
+            f"nothing. {RESTORE_HINT}"
         )
 
     def _cut(self, offset: int, removed: bytes, why: str) -> str:

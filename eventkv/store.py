@@ -66,6 +66,7 @@ from eventkv.events import (
 )
 from eventkv.log import (
     LOG_NAME,
+    RESTORE_HINT,
     EventLog,
     FileEventLog,
     directory_lock,
@@ -1111,6 +1112,12 @@ class Store(Database):
                 raise EventKVError(f"cannot copy {src} beside {dst}: {e.strerror or e}; nothing was changed") from None
             try:
                 Store.open(staging, background=False, fsync="no").close()  # raises if the backup is damaged
+            except EventKVError as e:  # said of the backup's files, not of the copy just removed
+                shutil.rmtree(staging, ignore_errors=True)
+                problem = str(e).replace(staging, src).replace(RESTORE_HINT, "").strip()
+                raise EventKVError(f"the backup {src} is damaged and nothing was restored: {problem} "
+                                   f"Restore from another backup (eventkv replay verify --data-dir {src} "
+                                   "lists this one's damage).") from None
             except BaseException:
                 shutil.rmtree(staging, ignore_errors=True)
                 raise

@@ -342,6 +342,21 @@ def test_restore_copies_a_backup_and_refuses_to_overwrite_without_force(tmp_path
         assert state(s) == expected
 
 
+def test_restore_of_a_damaged_backup_names_the_backups_file_and_restores_nothing(tmp_path: Path) -> None:
+    _d, b, _expected = _backed_up(tmp_path, 30)
+    segment = sealed_segments(str(b))[0].path
+    data = Path(segment).read_bytes()
+    Path(segment).write_bytes(data[: len(data) // 2])  # torn in a sealed segment: damage, not a tail
+    r = tmp_path / "r"
+    with pytest.raises(EventKVError) as refused:
+        Store.restore(b, r)
+    message = str(refused.value)
+    assert f"the backup {b} is damaged and nothing was restored" in message
+    assert segment in message and ".restore-" not in message
+    assert "Restore the data directory from a backup" not in message  # which is what was being done
+    assert not r.exists() and not list(tmp_path.glob("r.restore-*"))
+
+
 def test_restore_refuses_a_directory_a_store_has_open_and_changes_nothing(tmp_path: Path) -> None:
     d, b, _expected = _backed_up(tmp_path, 5)
     with open_store(d, fsync="always") as live:
