@@ -410,6 +410,17 @@ def test_watch_after_select_watches_the_selected_database(server_state: ServerSt
     assert run(session, "EXEC") is NIL_ARRAY
 
 
+@pytest.mark.parametrize("inner", ["multi", "exec", "discard", "watch p"])
+def test_a_batch_refuses_multi_and_its_kin_and_changes_nothing(session: RedisSession, store: Store,
+                                                               inner: str) -> None:
+    """A batch is all or nothing: MULTI in it would have queued the rest outside the batch."""
+    message = error(session, "batch", "-c", f"set p 1; {inner}; set q x; incr q")
+    assert message.startswith(f"ERR batch command 2 of 4 ({inner}) failed: ") and "changed nothing" in message
+    assert store.items() == [] and session.multi is None
+    assert run(session, "MULTI") is NO_OUTPUT and run(session, "SET", "a", "1") is QUEUED  # MULTI still works
+    assert run(session, "EXEC") == [NO_OUTPUT] and store.items() == [("a", "1")]
+
+
 def test_select_inside_multi_switches_the_rest_of_the_transaction(store: Store, session: RedisSession) -> None:
     """As Redis: SELECT is queued; at EXEC the commands after it use the database it names, and so does the
     connection afterwards.  SWAPDB and BGSAVE are queued too, and answered with an error in their slot."""

@@ -1684,11 +1684,13 @@ REDIS = CommandTable("redis", [
     _c("persist <key>", "remove the expiry of key: 1 if it had one", _persist, (1, 1), "generic", keys=_K1,
        write=True),
     # transactions
-    _c("multi", "start queuing commands for EXEC", _multi, (0, 0), "transactions"),
-    _c("exec", "run the queued commands as one transaction", _exec, (0, 0), "transactions"),
-    _c("discard", "drop the queued commands", _discard, (0, 0), "transactions"),
+    # A batch is one transaction already: MULTI in it would queue the rest outside it, and leave the
+    # connection in MULTI (none of the four is queued in MULTI, so no_batch changes nothing there).
+    _c("multi", "start queuing commands for EXEC", _multi, (0, 0), "transactions", no_batch=True),
+    _c("exec", "run the queued commands as one transaction", _exec, (0, 0), "transactions", no_batch=True),
+    _c("discard", "drop the queued commands", _discard, (0, 0), "transactions", no_batch=True),
     _c("watch <key> [key ...]", "make EXEC fail if a key changes before it", _watch, (1, None),
-       "transactions", keys=_KALL),
+       "transactions", keys=_KALL, no_batch=True),
     _c("unwatch", "forget the watched keys", _unwatch, (0, 0), "transactions"),
 ])
 
