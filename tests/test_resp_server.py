@@ -736,6 +736,8 @@ def test_client_command_config_and_server_commands(session: RedisSession, store:
     assert "COUNT" in run(session, "COMMAND", "HELP")
     assert error(session, "COMMAND", "HELP", "x") == "ERR unknown subcommand 'HELP'. Try COMMAND HELP."
     assert run(session, "CONFIG", "GET", "maxclients") == {"maxclients": "10000"}
+    assert run(session, "CONFIG", "GET", "MAXCLIENTS") == {"MAXCLIENTS": "10000"}  # a name is echoed as given
+    assert run(session, "CONFIG", "GET", "MAXMEMORY*") == {"maxmemory": "0", "maxmemory-policy": "noeviction"}
     assert run(session, "CONFIG", "SET", "maxclients", "5") is NO_OUTPUT
     assert session.server.maxclients == 5
     assert error(session, "CONFIG", "SET", "databases", "4").endswith("can't set immutable config")

@@ -1363,7 +1363,7 @@ def _settings(s: RedisSession) -> dict[str, str]:
         "client-query-buffer-limit": str(server.client_query_buffer_limit), "max-args": str(server.max_args),
         "dir": os.path.abspath(c.data_dir), "appendonly": "yes", "appendfsync": c.fsync,
         "save": f"{c.snapshot_seconds} 1" if c.snapshot_seconds else "", "databases": str(c.databases),
-        "hz": str(c.hz), "timeout": "0",
+        "hz": str(c.hz), "timeout": "0", "maxmemory": "0", "maxmemory-policy": "noeviction",  # no limit, no eviction
         "default-ttl": "none" if c.default_ttl is None else f"{c.default_ttl:g}",
         "expiry-slice": str(c.expiry_slice), "log-level": c.log_level, "command-log": c.command_log or "",
         "segment-bytes": str(c.segment_bytes), "segment-seconds": str(c.segment_seconds),
@@ -1385,6 +1385,9 @@ def _config(session: Session, args: list[str]) -> Any:
         settings = _settings(s)
         out: dict[str, str] = {}
         for pattern in rest:
+            if lower(pattern) in settings:  # a name, not a pattern: answered as given, as Redis does
+                out[pattern] = settings[lower(pattern)]
+                continue
             matches = _glob_matcher(lower(pattern))
             for name, value in settings.items():
                 if matches(name):
