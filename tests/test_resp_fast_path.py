@@ -14,10 +14,12 @@ the SETs of several clients across reads, as one loop iteration does.
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import errno
 import json
 import re
+import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -80,11 +82,34 @@ class Loop:
     def call_soon(self, callback: Any, *args: Any) -> None:
         self.callbacks.append((callback, args))
 
+    def run_in_executor(self, executor: Any, fn: Any, *args: Any) -> Done:
+        """``fn(*args)`` now; its callbacks run with the others (a worker thread's answer comes later)."""
+        return Done(self, fn(*args))
+
     def run(self) -> None:
         """Run the callbacks, as the end of a loop iteration does."""
         while self.callbacks:
             callback, args = self.callbacks.pop(0)
             callback(*args)
+
+
+class Done:
+    """A future that is done: its callbacks go to the loop."""
+
+    def __init__(self, loop: Loop, value: Any) -> None:
+        self.loop, self.value = loop, value
+
+    def add_done_callback(self, callback: Any) -> None:
+        self.loop.call_soon(callback, self)
+
+    def cancelled(self) -> bool:
+        return False
+
+    def exception(self) -> None:
+        return None
+
+    def result(self) -> Any:
+        return self.value
 
 
 class Recorder:
@@ -121,6 +146,7 @@ class Setup:
         self.loop = Loop()
         if mode in ("held", "monitored"):
             self.server.loop = self.loop  # type: ignore[assignment]  # what the server uses of a loop
+            self.server.event_loop = self.loop  # type: ignore[assignment]
         #: in mode ``monitored``, what a MONITOR connection is sent (it is not a client: no id, no metrics)
         self.monitor = Transport()
         if mode == "monitored":
@@ -661,3 +687,83 @@ def test_a_monitor_that_does_not_read_is_disconnected(tmp_path: Path, monkeypatc
         assert setup.store.get("key-9") == "value"  # the clients' commands went on
     finally:
         setup.close()
+
+
+def test_time_travel_commands_read_ahead_off_the_loop_answer_as_inline(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A read of one HISTORY, GETAT or EVENTS is read off the loop (modes with a loop) and answered as the
+    handler answers inline (the others): the same replies, errors, metrics and log."""
+    from frontends.resp import timetravel
+
+    read_ahead = timetravel.read_ahead
+    ahead: list[str] = []
+
+    def counted(session: Any, name: str, args: list[str]) -> Any:
+        ahead.append(name)
+        return read_ahead(session, name, args)
+
+    monkeypatch.setattr(timetravel, "read_ahead", counted)
+    reads = one(cmd("SET", "a", "1"), cmd("SET", "a", "2"), cmd("DEL", "a"), cmd("SET", "a", "3"),
+                cmd("HISTORY", "a"), cmd("history", "a", "COUNT", "2"), cmd("HISTORY", "a", "COUNT", "x"),
+                cmd("GETAT", "a", "2"), cmd("GETAT", "a", "nonsense"), cmd("EVENTS", "1", "COUNT", "3"),
+                cmd("HISTORY"), cmd("HISTORY", "a") + cmd("GET", "a"),  # a pipeline: inline
+                cmd("MULTI"), cmd("HISTORY", "a"), cmd("EXEC"), cmd("GETAT", "a", "latest"))
+    fast = same(tmp_path, reads)
+    assert ahead == ["history", "history", "history", "getat", "getat", "events", "history", "getat"] * 2
+    replies = fast["replies"][0]
+    assert b"*3\r\n*6\r\n:1\r\n" in replies  # HISTORY a: three values, the first record first
+    assert b"-ERR HISTORY COUNT must be a whole number" in replies and b"$1\r\n3\r\n" in replies
+    counted = fast["commands"]
+    assert counted[("resp", "history", "ok")] == 4 and counted[("resp", "history", "error")] == 2
+    assert counted[("resp", "getat", "ok")] == 2 and counted[("resp", "getat", "error")] == 1
+
+
+@pytest.mark.parametrize("fsync", ["no", "always"])
+def test_a_slow_history_does_not_stall_the_other_clients(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fsync: str) -> None:
+    """HISTORY reads files in a worker thread: meanwhile the loop serves everyone else, and the client
+    that asked gets its answer, then the answer of what it sent next, in order."""
+    from tools.replay import Timeline
+
+    release = threading.Event()
+    real_history = Timeline.history
+    stalled: list[bool] = []
+
+    def slow_history(self: Timeline, *args: Any, **kwargs: Any) -> Any:
+        if not release.wait(10):  # on the loop's thread, the other client could not be answered
+            stalled.append(True)
+        return real_history(self, *args, **kwargs)
+
+    monkeypatch.setattr(Timeline, "history", slow_history)
+
+    async def main() -> None:
+        store = Store.open(tmp_path / "d", fsync=fsync, background=False, default_ttl=0)
+        server = RespServer(store, AliasBook(), ServerState(store))
+        await server.start("127.0.0.1", 0)
+        try:
+            assert server._listener is not None
+            port = server._listener.sockets[0].getsockname()[1]
+            r1, w1 = await asyncio.open_connection("127.0.0.1", port)
+            r2, w2 = await asyncio.open_connection("127.0.0.1", port)
+            w1.write(cmd("SET", "a", "1"))
+            assert await asyncio.wait_for(r1.readline(), 30) == b"+OK\r\n"
+            w1.write(cmd("HISTORY", "a"))
+            await w1.drain()
+            await asyncio.sleep(0.05)
+            w1.write(cmd("GET", "a"))  # sent while HISTORY is read: answered after it
+            for _ in range(3):
+                w2.write(cmd("SET", "b", "2") + cmd("PING"))
+                assert await asyncio.wait_for(r2.readuntil(b"PONG\r\n"), 30) == b"+OK\r\n+PONG\r\n"
+            release.set()
+            history = await asyncio.wait_for(r1.readuntil(b"current\r\n"), 30)
+            assert history.startswith(b"*1\r\n*6\r\n:1\r\n") and b"$3\r\nput\r\n$1\r\n1\r\n" in history
+            assert await asyncio.wait_for(r1.readexactly(7), 30) == b"$1\r\n1\r\n"
+            for w in (w1, w2):
+                w.close()
+        finally:
+            release.set()
+            await server.close()
+            store.close()
+
+    asyncio.run(main())
+    assert not stalled

@@ -98,6 +98,7 @@ from eventkv.errors import EventKVError
 from eventkv.logging import CommandLog, get_logger
 from eventkv.metrics import Slot
 from eventkv.store import Database, Store
+from frontends.resp import timetravel
 from frontends.resp.codec import (
     Error,
     ProtocolError,
@@ -111,7 +112,7 @@ from frontends.resp.codec import (
     repr_bytes,
     text_bulks,
 )
-from frontends.resp.timetravel import TIMETRAVEL
+from frontends.resp.timetravel import READ_AHEAD, TIMETRAVEL
 
 log = get_logger("Server")
 
@@ -145,6 +146,7 @@ _NEVER: Any = object()  # an entry no look-up in the fast table gives
 # why reading from a client is paused (bit flags)
 _WRITE_BLOCKED = 1
 _SYNCING = 2
+_READING_AHEAD = 4
 
 
 def _error_bytes(message: str) -> bytes:
@@ -280,6 +282,8 @@ class RespServer:
         self._listener: asyncio.AbstractServer | None = None
         #: the loop that writes held runs of SETs (``hold``); None: every run is written at once
         self.loop: asyncio.AbstractEventLoop | None = None
+        #: the loop the server runs on, whatever the fsync policy (``start``): time-travel reads leave it
+        self.event_loop: asyncio.AbstractEventLoop | None = None
         self._held: list[RespConnection] = []
         #: command name as sent -> the metrics slot of its successes (``ok_slot``)
         self.ok_slots: dict[bytes, Slot] = {}
@@ -384,7 +388,7 @@ class RespServer:
     async def start(self, host: str | None = "127.0.0.1", port: int = 6379, *,
                     sock: socket.socket | None = None) -> None:
         """Listen on ``host:port`` (or on the bound socket ``sock``); OSError if the address is taken."""
-        loop = asyncio.get_running_loop()
+        loop = self.event_loop = asyncio.get_running_loop()
         if self.store.config.fsync == "always":
             self.group_sync = GroupSync(self.store, loop)
         else:
@@ -519,6 +523,14 @@ class RespConnection(asyncio.Protocol):
         if batch is None:
             assert columns is not None  # one of the two is set
             batch = commands_of(columns)
+        if len(batch) == 1 and batch[0][0] in READ_AHEAD and self._read_ahead(batch[0]):
+            return  # a time-travel command, answered once its files are read off the loop
+        self._serve(batch)
+
+    def _serve(self, batch: list[list[bytes]]) -> None:
+        """Run the commands of a read and deliver their replies (``data_received``'s general case)."""
+        server = self.server
+        group_sync = server.group_sync
         if group_sync is None:  # the common case, inline: replies leave at once
             out: list[bytes] = []
             close = self._run(batch, out, hold=server.loop is not None)
@@ -606,6 +618,35 @@ class RespConnection(asyncio.Protocol):
         session.last_seen = now
         session.last_command = names[-1]
         return True
+
+    def _read_ahead(self, argv: list[bytes]) -> bool:
+        """Start reading the files of time-travel command ``argv`` in a worker thread, the connection
+        paused, if the command would run now (no MULTI, no batch, authenticated, nothing more
+        buffered); False (nothing done) otherwise.  ``_answer_ahead`` then runs it."""
+        session = self.session
+        loop = self.server.event_loop
+        if (loop is None or session is None or session.multi is not None or session.in_batch
+                or not session.authenticated or not self.parser.idle):
+            return False
+        name = argv[0].decode("ascii", "replace").lower()
+        args = [a.decode("utf-8", "surrogateescape") for a in argv[1:]]
+        self._pause(_READING_AHEAD)
+        done = loop.run_in_executor(None, timetravel.read_ahead, session, name, args)
+        done.add_done_callback(lambda f: self._answer_ahead(f, session, name, args, argv))
+        return True
+
+    def _answer_ahead(self, f: asyncio.Future[timetravel.Outcome | None], session: RedisSession, name: str,
+                      args: list[str], argv: list[bytes]) -> None:
+        if self.session is not session:  # the client left meanwhile
+            return
+        outcome = None if f.cancelled() or f.exception() is not None else f.result()
+        if outcome is not None:
+            timetravel.keep(session, name, args, outcome)
+        try:
+            self._serve([argv])
+        finally:
+            timetravel.forget(session)
+            self._resume(_READING_AHEAD)
 
     def _synced(self, f: asyncio.Future[None], out: list[bytes], close: bool) -> None:
         if f.exception() is not None:

@@ -14,8 +14,13 @@ A *point* is a sequence number (``42``), an ISO-8601 time
 (``2026-11-27T14:03:00Z``), a relative time (``-10m``), ``now`` or ``latest``.
 
 These commands read the data directory's files (snapshots, log segments) through
-``tools.replay.Timeline``: they run on the event loop's thread and may block it
-briefly, as ``KEYS`` on a large database does.  A malformed point or count is a
+``tools.replay.Timeline``, which can take seconds on a large archive.  So that one
+client's question does not stall the others, the server reads ahead: a read holding
+only one of them (what redis-cli and most clients send) is answered off the event
+loop (``read_ahead`` in a worker thread; the connection reads nothing more meanwhile),
+then run as any command with that answer kept for it (``keep``: the same checks,
+metrics and reply).  One inside a pipeline, a ``MULTI`` or a ``batch`` runs on the
+loop's thread and may block it, as ``KEYS`` on a large database does.  A malformed point or count is a
 ``CommandError`` (``ERR ...``); a point the held history cannot reach is answered
 with the engine's own message (``ERR record 7 cannot be reconstructed ...``).
 
@@ -27,6 +32,7 @@ frontends", so this module imports ``tools.replay`` -- accepted as that exceptio
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from itertools import islice
 from typing import Any
 
@@ -109,11 +115,60 @@ def _events(session: Session, args: list[str]) -> Any:
         raise _engine_error(e) from None
 
 
+# --------------------------------------------------------------------- read ahead, off the loop
+
+#: Outcome of a handler: (True, its value) or (False, what it raised)
+Outcome = tuple[bool, Any]
+#: the answers kept for a session's next command (``keep``), by session id: set and used on the loop's thread
+_kept: dict[int, tuple[str, list[str], Outcome]] = {}
+
+
+def read_ahead(session: Session, name: str, args: list[str]) -> Outcome | None:
+    """The outcome of time-travel command ``name`` with ``args`` -- for a worker thread, as it reads
+    files -- or None if ``name`` is none of them.  The handler only reads (files, and the session's
+    database number), so it may run beside the loop while the session waits."""
+    handler = _HANDLERS.get(name)
+    if handler is None:
+        return None
+    try:
+        return True, handler(session, args)
+    except Exception as e:  # the command's error (or a bug): raised again when the command runs
+        return False, e
+
+
+def keep(session: Session, name: str, args: list[str], outcome: Outcome) -> None:
+    """Let the session's next run of ``name`` with ``args`` answer ``outcome`` instead of reading."""
+    _kept[id(session)] = (name, args, outcome)
+
+
+def forget(session: Session) -> None:
+    """Drop what ``keep`` kept for the session, used or not."""
+    _kept.pop(id(session), None)
+
+
+def _answer(name: str, handler: Callable[[Session, list[str]], Any]) -> Callable[[Session, list[str]], Any]:
+    def run(session: Session, args: list[str]) -> Any:
+        kept = _kept.pop(id(session), None)
+        if kept is None or kept[0] != name or kept[1] != args:
+            return handler(session, args)
+        ok, value = kept[2]
+        if not ok:
+            raise value
+        return value
+    return run
+
+
+_HANDLERS: dict[str, Callable[[Session, list[str]], Any]] = {"getat": _getat, "history": _history,
+                                                             "events": _events}
+#: the names whose reads the server answers ahead, as bytes, in the cases clients write them (a name in
+#: another case runs inline: this is looked up, with no lower(), for every command read alone)
+READ_AHEAD = frozenset(spelling.encode() for name in _HANDLERS for spelling in (name, name.upper(), name.title()))
+
 TIMETRAVEL = CommandTable("timetravel", [
     Command("getat <key> <point>", "the value of a key at a past point (seq, ISO-8601 time, -10m), or nil",
-            _getat),
+            _answer("getat", _getat)),
     Command("history <key> [COUNT n]", "every value a key had: [seq, ts_ms, op, value, expire_at, end], "
-            "newest last", _history, arity=(1, 3)),
+            "newest last", _answer("history", _history), arity=(1, 3)),
     Command("events <from-seq> [COUNT n]", f"the stored events from a sequence number, as JSON (COUNT: default "
-            f"{DEFAULT_EVENTS}, at most {MAX_EVENTS})", _events, arity=(1, 3)),
+            f"{DEFAULT_EVENTS}, at most {MAX_EVENTS})", _answer("events", _events), arity=(1, 3)),
 ])
