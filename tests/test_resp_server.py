@@ -738,6 +738,9 @@ def test_client_command_config_and_server_commands(session: RedisSession, store:
     assert run(session, "CONFIG", "GET", "maxclients") == {"maxclients": "10000"}
     assert run(session, "CONFIG", "GET", "MAXCLIENTS") == {"MAXCLIENTS": "10000"}  # a name is echoed as given
     assert run(session, "CONFIG", "GET", "MAXMEMORY*") == {"maxmemory": "0", "maxmemory-policy": "noeviction"}
+    assert run(session, "CONFIG", "GET", "MAXMEMORY", "maxmemory", "max*") == {  # each once, as first asked
+        "MAXMEMORY": "0", "maxclients": "10000", "max-args": run(session, "CONFIG", "GET", "max-args")["max-args"],
+        "maxmemory-policy": "noeviction"}
     assert run(session, "CONFIG", "SET", "maxclients", "5") is NO_OUTPUT
     assert session.server.maxclients == 5
     assert error(session, "CONFIG", "SET", "databases", "4").endswith("can't set immutable config")

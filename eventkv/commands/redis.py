@@ -1383,16 +1383,16 @@ def _config(session: Session, args: list[str]) -> Any:
         if not rest:
             raise arity_error("config|get")
         settings = _settings(s)
-        out: dict[str, str] = {}
+        shown_as: dict[str, str] = {}  # each setting once, under the first spelling that asked for it
         for pattern in rest:
             if lower(pattern) in settings:  # a name, not a pattern: answered as given, as Redis does
-                out[pattern] = settings[lower(pattern)]
+                shown_as.setdefault(lower(pattern), pattern)
                 continue
             matches = _glob_matcher(lower(pattern))
-            for name, value in settings.items():
+            for name in settings:
                 if matches(name):
-                    out[name] = value
-        return out
+                    shown_as.setdefault(name, name)
+        return {spelling: settings[name] for name, spelling in shown_as.items()}
     if sub == "set":
         if not rest or len(rest) % 2:
             raise arity_error("config|set")
