@@ -18,9 +18,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data-dir", default="meta-data", help="the data directory to restore into "
                         "(default: ./meta-data)")
     parser.add_argument("--force", action="store_true", help="replace a data directory that is not empty")
+    parser.add_argument("--databases", type=int, metavar="N", help="the number of databases the backup "
+                        "uses (default: the configured number, or as many as its snapshot holds)")
 
 
 def run(args: argparse.Namespace) -> int:
-    Store.restore(args.backup, args.data_dir, force=args.force)
+    Store.restore(args.backup, args.data_dir, force=args.force, databases=args.databases)
     print(f"restored {args.backup} into {args.data_dir}")
     return 0

@@ -46,6 +46,7 @@ from eventkv.config import Config
 from eventkv.errors import (
     ConflictError,
     EventKVError,
+    LogCorruptError,
     StoreClosedError,
     TransactionError,
 )
@@ -1086,8 +1087,11 @@ class Store(Database):
         return seq
 
     @staticmethod
-    def restore(source: str | os.PathLike[str], data_dir: str | os.PathLike[str], *, force: bool = False) -> None:
+    def restore(source: str | os.PathLike[str], data_dir: str | os.PathLike[str], *, force: bool = False,
+                databases: int | None = None) -> None:
         """Offline restore: copy a backup into ``data_dir`` (refuses a non-empty one without ``force``).
+        ``databases``: how many the backup is checked with (default: the configured number, or as many
+        as its snapshot holds if more).
 
         The data directory must not be in use: ``DirectoryInUseError`` while a store
         has it open.  The backup is checked first (it must open), and the copy is
@@ -1111,13 +1115,21 @@ class Store(Database):
                 shutil.rmtree(staging, ignore_errors=True)
                 raise EventKVError(f"cannot copy {src} beside {dst}: {e.strerror or e}; nothing was changed") from None
             try:
-                Store.open(staging, background=False, fsync="no").close()  # raises if the backup is damaged
+                # It must open (this raises if it is damaged), with as many databases as it holds.
+                if databases is None and os.path.exists(os.path.join(staging, snapshot.SNAPSHOT_NAME)):
+                    held = snapshot.read_info(os.path.join(staging, snapshot.SNAPSHOT_NAME)).databases
+                    databases = max(held, config_module.load().databases)
+                options: dict[str, Any] = {} if databases is None else {"databases": databases}
+                Store.open(staging, background=False, fsync="no", **options).close()
             except EventKVError as e:  # said of the backup's files, not of the copy just removed
                 shutil.rmtree(staging, ignore_errors=True)
                 problem = str(e).replace(staging, src).replace(RESTORE_HINT, "").strip()
-                raise EventKVError(f"the backup {src} is damaged and nothing was restored: {problem} "
-                                   f"Restore from another backup (eventkv replay verify --data-dir {src} "
-                                   "lists this one's damage).") from None
+                if isinstance(e, (LogCorruptError, snapshot.SnapshotError)):
+                    raise EventKVError(f"the backup {src} is damaged and nothing was restored: {problem} "
+                                       f"Restore from another backup (eventkv replay verify --data-dir {src} "
+                                       "lists this one's damage).") from None
+                hint = " (restore: --databases N, or databases=N)" if "databases" in problem else ""
+                raise EventKVError(f"nothing was restored: {problem}{hint}") from None
             except BaseException:
                 shutil.rmtree(staging, ignore_errors=True)
                 raise

@@ -357,6 +357,28 @@ def test_restore_of_a_damaged_backup_names_the_backups_file_and_restores_nothing
     assert not r.exists() and not list(tmp_path.glob("r.restore-*"))
 
 
+@pytest.mark.parametrize("saved", [True, False])
+def test_restore_of_a_store_with_more_databases_than_the_default(tmp_path: Path, saved: bool) -> None:
+    """A backup of 32 databases is no damaged one: restore checks it with as many as its snapshot holds,
+    or as many as it is told (a log alone does not say)."""
+    d, b, r = tmp_path / "d", tmp_path / "b", tmp_path / "r"
+    with open_store(d, databases=32) as s:
+        s.db(20).put("deep", "1", ttl=None)
+        if saved:
+            s.save()
+        s.backup(b)
+    if saved:
+        Store.restore(b, r)
+    else:
+        with pytest.raises(EventKVError) as refused:
+            Store.restore(b, r)
+        assert str(refused.value).startswith("nothing was restored: ") and "damaged" not in str(refused.value)
+        assert str(b) in str(refused.value) and ".restore-" not in str(refused.value)
+        Store.restore(b, r, databases=32)
+    with open_store(r, databases=32) as s:
+        assert s.db(20).get("deep") == "1"
+
+
 def test_restore_refuses_a_directory_a_store_has_open_and_changes_nothing(tmp_path: Path) -> None:
     d, b, _expected = _backed_up(tmp_path, 5)
     with open_store(d, fsync="always") as live:
