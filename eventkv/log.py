@@ -650,8 +650,10 @@ class FileEventLog(EventLog):
                 try:
                     os.replace(sealed.path, self.path)  # the active segment goes on being written
                 except OSError:  # AOF.txt is gone: the next open makes one (see recover)
-                    self._failed = f"the log {self.path} could not be put back after a failed seal ({e.strerror})"
+                    self._failed = (f"the log {self.path} could not be put back after a failed seal "
+                                    f"({e.strerror}); writes are refused until the store is opened again")
                     log.error("seal failed and could not be undone; writes refused until restart", file=self.path)
+                    raise LogWriteError(self._failed) from None
                 raise self._seal_error(e) from None
             os.close(self._fd)
             self._fd = fd

@@ -72,10 +72,12 @@ buffer limit by default.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import socket
 import sys
 import time
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from itertools import repeat
 from operator import is_, itemgetter
 from typing import Any, NamedTuple
@@ -147,6 +149,10 @@ _NEVER: Any = object()  # an entry no look-up in the fast table gives
 _WRITE_BLOCKED = 1
 _SYNCING = 2
 _READING_AHEAD = 4
+#: threads for time-travel reads (HISTORY, GETAT, EVENTS): more clients asking wait their turn
+_READERS = 2
+#: bytes a client may send while its time-travel read is under way before reading from it pauses
+_PENDING_MAX = 1 << 20
 
 
 def _error_bytes(message: str) -> bytes:
@@ -284,6 +290,9 @@ class RespServer:
         self.loop: asyncio.AbstractEventLoop | None = None
         #: the loop the server runs on, whatever the fsync policy (``start``): time-travel reads leave it
         self.event_loop: asyncio.AbstractEventLoop | None = None
+        #: the threads time-travel reads run in (``RespConnection._read_ahead``): their own, so that
+        #: neither they nor clients who left them queue ahead of the fsyncs writes wait for
+        self.readers: ThreadPoolExecutor | None = None
         self._held: list[RespConnection] = []
         #: command name as sent -> the metrics slot of its successes (``ok_slot``)
         self.ok_slots: dict[bytes, Slot] = {}
@@ -403,6 +412,9 @@ class RespServer:
         """Stop listening and disconnect every client; their sessions end (nothing half done is kept)."""
         if self._listener is not None:
             self._listener.close()
+        if self.readers is not None:
+            self.readers.shutdown(wait=False, cancel_futures=True)  # a read under way ends by itself
+            self.readers = None
         self.release_held()
         for connection in list(self.connections):
             connection.disconnect()
@@ -438,6 +450,12 @@ class RespConnection(asyncio.Protocol):
         self.held: _Held | None = None
         #: the client's address (for the slow log)
         self.addr = ""
+        #: the time-travel read under way for this client (``_read_ahead``), and what the client sent
+        #: meanwhile (run once it is answered), with its size and whether the client's side has closed
+        self._ahead: concurrent.futures.Future[Any] | None = None
+        self._pending: list[bytes] = []
+        self._pending_size = 0
+        self._eof = False
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -467,6 +485,10 @@ class RespConnection(asyncio.Protocol):
         log.info("Connection from", peer=session.addr)
 
     def connection_lost(self, exc: Exception | None) -> None:
+        if self._ahead is not None:
+            self._ahead.cancel()  # not begun: never made (under way: it ends by itself, unanswered)
+            self._ahead = None
+            self._pending.clear()
         if self in self.server.monitors:
             self.server.monitors.remove(self)
         session = self.session
@@ -500,8 +522,23 @@ class RespConnection(asyncio.Protocol):
 
     # ------------------------------------------------------------------ requests
 
+    def eof_received(self) -> bool | None:
+        """The client's side closed.  The connection closes, what was read answered first (as Redis
+        answers what it read before the end): when a time-travel read is under way, once it is
+        answered, and what the client sent after it (``_run_pending``)."""
+        if self._ahead is None:
+            return None
+        self._eof = True
+        return True
+
     def data_received(self, data: bytes) -> None:
         if self.session is None:
+            return
+        if self._ahead is not None:  # a time-travel read is under way: what follows waits for its answer
+            self._pending.append(data)
+            self._pending_size += len(data)
+            if self._pending_size > _PENDING_MAX:
+                self._pause(_READING_AHEAD)
             return
         server = self.server
         if self.held is not None:  # this client's last SETs go first
@@ -527,13 +564,14 @@ class RespConnection(asyncio.Protocol):
             return  # a time-travel command, answered once its files are read off the loop
         self._serve(batch)
 
-    def _serve(self, batch: list[list[bytes]]) -> None:
-        """Run the commands of a read and deliver their replies (``data_received``'s general case)."""
+    def _serve(self, batch: list[list[bytes]], started: float | None = None) -> None:
+        """Run the commands of a read and deliver their replies (``data_received``'s general case);
+        ``started``: when the first command's time began, if before now (``_run``)."""
         server = self.server
         group_sync = server.group_sync
         if group_sync is None:  # the common case, inline: replies leave at once
             out: list[bytes] = []
-            close = self._run(batch, out, hold=server.loop is not None)
+            close = self._run(batch, out, hold=server.loop is not None, started=started)
             if self.held is not None:
                 server.hold(self)  # the replies leave once the run is written, with the others' of this iteration
                 return
@@ -546,7 +584,7 @@ class RespConnection(asyncio.Protocol):
         store = self.server.store
         out = []
         with store.deferred_sync():
-            close = self._run(batch, out)
+            close = self._run(batch, out, started=started)
         seq = store.last_seq
         if seq <= group_sync.synced:
             self._deliver(out, close)
@@ -620,9 +658,11 @@ class RespConnection(asyncio.Protocol):
         return True
 
     def _read_ahead(self, argv: list[bytes]) -> bool:
-        """Start reading the files of time-travel command ``argv`` in a worker thread, the connection
-        paused, if the command would run now (no MULTI, no batch, authenticated, nothing more
-        buffered); False (nothing done) otherwise.  ``_answer_ahead`` then runs it."""
+        """Start reading the files of time-travel command ``argv`` in a worker thread (``readers``) if
+        the command would run now (no MULTI, no batch, authenticated, nothing more buffered); False
+        (nothing done) otherwise.  ``_answer_ahead`` then runs it.  Meanwhile what the client sends
+        waits (``data_received``; beyond ``_PENDING_MAX`` bytes, reading pauses); a client whose
+        connection is lost meanwhile has its read dropped if it has not begun."""
         session = self.session
         loop = self.server.event_loop
         if (loop is None or session is None or session.multi is not None or session.in_batch
@@ -630,23 +670,55 @@ class RespConnection(asyncio.Protocol):
             return False
         name = argv[0].decode("ascii", "replace").lower()
         args = [a.decode("utf-8", "surrogateescape") for a in argv[1:]]
-        self._pause(_READING_AHEAD)
-        done = loop.run_in_executor(None, timetravel.read_ahead, session, name, args)
-        done.add_done_callback(lambda f: self._answer_ahead(f, session, name, args, argv))
+        server = self.server
+        if server.readers is None:
+            server.readers = ThreadPoolExecutor(_READERS, thread_name_prefix="eventkv-timetravel")
+        started = time.perf_counter()  # the command's time includes the read's, for metrics and the slow log
+        answer = self._answer_ahead
+
+        def answered(f: concurrent.futures.Future[timetravel.Outcome | None]) -> None:  # in the worker
+            try:
+                loop.call_soon_threadsafe(answer, f, session, name, args, argv, started)
+            except RuntimeError:  # the loop has closed: the server stopped
+                pass
+
+        self._ahead = server.readers.submit(timetravel.read_ahead, session, name, args)
+        self._ahead.add_done_callback(answered)
         return True
 
-    def _answer_ahead(self, f: asyncio.Future[timetravel.Outcome | None], session: RedisSession, name: str,
-                      args: list[str], argv: list[bytes]) -> None:
-        if self.session is not session:  # the client left meanwhile
+    def _answer_ahead(self, f: concurrent.futures.Future[timetravel.Outcome | None], session: RedisSession, name: str,
+                      args: list[str], argv: list[bytes], started: float) -> None:
+        if self.session is not session or f.cancelled():  # the client left meanwhile
             return
-        outcome = None if f.cancelled() or f.exception() is not None else f.result()
+        self._ahead = None
+        outcome = None if f.exception() is not None else f.result()
         if outcome is not None:
             timetravel.keep(session, name, args, outcome)
         try:
-            self._serve([argv])
+            self._serve([argv], started)
         finally:
             timetravel.forget(session)
-            self._resume(_READING_AHEAD)
+        if not self._paused & _SYNCING:  # else once the answer has left (``_synced``)
+            self._run_pending()
+
+    def _run_pending(self) -> None:
+        """Serve what the client sent while a time-travel read was under way, in order; close the
+        connection if the client's side had closed."""
+        self._resume(_READING_AHEAD)
+        pending = self._pending
+        self._pending = []
+        self._pending_size = 0
+        for i, data in enumerate(pending):
+            transport = self.transport
+            if self.session is None or transport is None or transport.is_closing():
+                return
+            if self._ahead is not None or self._paused & _SYNCING:  # another read, or answers held
+                self._pending = pending[i:]
+                self._pending_size = sum(map(len, self._pending))
+                return
+            self.data_received(data)
+        if self._eof and self._ahead is None and not self._paused & _SYNCING and self.transport is not None:
+            self.transport.close()
 
     def _synced(self, f: asyncio.Future[None], out: list[bytes], close: bool) -> None:
         if f.exception() is not None:
@@ -655,6 +727,8 @@ class RespConnection(asyncio.Protocol):
             close = True
         self._deliver(out, close)
         self._resume(_SYNCING)
+        if (self._pending or self._eof) and self._ahead is None:
+            self._run_pending()
 
     def _deliver(self, out: list[bytes], close: bool) -> None:
         transport = self.transport
@@ -678,7 +752,8 @@ class RespConnection(asyncio.Protocol):
         fast = self.server.fast if direct is not None or session.fast_ok else _NO_FAST  # direct: fast_ok holds
         return fast, direct, _NIL3 if session.resp3 else _NIL2
 
-    def _run(self, batch: list[list[bytes]], out: list[bytes], hold: bool = False) -> bool:
+    def _run(self, batch: list[list[bytes]], out: list[bytes], hold: bool = False,
+             started: float | None = None) -> bool:
         """Run ``batch`` (the commands of a read), then any others in the parser, appending the replies to ``out``.
 
         True if the connection must be closed afterwards (QUIT, a protocol error).
@@ -706,7 +781,8 @@ class RespConnection(asyncio.Protocol):
         one before), observed at once, as is the slow log; the commands that succeeded are
         counted once a read (``_count_ok``), a failure at once (``Metrics.record``).  A run of
         plain GETs or SETs in a pipeline reads the clock once, at its end, and its commands
-        share its time equally (``_observe_run``).
+        share its time equally (``_observe_run``).  ``started``: when the first command's time
+        began, if before now (a time-travel read done ahead, ``_read_ahead``).
         """
         session = self.session
         assert session is not None
@@ -723,7 +799,8 @@ class RespConnection(asyncio.Protocol):
         count = 0
         close = False
         name = b""
-        started = clock()
+        if started is None:
+            started = clock()
         sets: list[list[bytes]] = []  # a run of plain SETs not yet written (their replies are in ``out``)
         gets: list[list[bytes]] = []  # a run of plain GETs answered, their metrics not yet kept
         monitors = server.monitors
