@@ -711,10 +711,11 @@ def test_time_travel_commands_read_ahead_off_the_loop_answer_as_inline(
 @pytest.mark.parametrize("fsync", ["no", "always"])
 def test_a_slow_history_does_not_stall_the_other_clients(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fsync: str) -> None:
-    """HISTORY reads files in threads of its own: meanwhile the loop serves everyone else -- writes
-    too, whose fsyncs (``always``) do not queue behind the reads, nor behind eight clients who asked and
-    left (those still waiting for a reader are dropped) -- and the client that asked gets its answer,
-    then the answer of what it sent next, in order; its time, the read's included, is kept."""
+    """HISTORY reads files in a thread of its own: meanwhile the loop serves everyone else -- writes
+    too, whose fsyncs (``always``) queue neither behind the reads, nor behind eight clients who asked
+    and left (those still waiting for the reader are dropped), nor behind the default executor's work
+    -- and the client that asked gets its answer, then the answer of what it sent next, in order; its
+    time, the read's included, is kept."""
     from tools.replay import Timeline
 
     release = threading.Event()
@@ -727,6 +728,10 @@ def test_a_slow_history_does_not_stall_the_other_clients(
         if not release.wait(10):  # on the loop's thread, or before the writes' fsyncs: they wait
             stalled.append(True)
         return real_history(self, *args, **kwargs)
+
+    def slow_history_elsewhere() -> None:
+        if not release.wait(10):  # the writes' fsyncs queued behind it
+            stalled.append(True)
 
     monkeypatch.setattr(Timeline, "history", slow_history)
     kept = server_module._READERS - 1  # leavers whose reads got a reader (the first asker has one)
@@ -747,6 +752,9 @@ def test_a_slow_history_does_not_stall_the_other_clients(
             await w1.drain()
             await asyncio.sleep(0.05)
             w1.write(cmd("GET", "a"))  # sent while HISTORY is read: answered after it
+            loop = asyncio.get_running_loop()
+            for _ in range(40):  # the default executor busy (HTTP's time-travel reads run there)
+                loop.run_in_executor(None, slow_history_elsewhere)
             for _ in range(8):  # clients who ask and leave
                 _, w = await asyncio.open_connection("127.0.0.1", port)
                 w.write(cmd("HISTORY", "a"))

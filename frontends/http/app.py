@@ -23,6 +23,7 @@ import asyncio
 import hmac
 import time
 from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -74,6 +75,7 @@ class HttpApi:
         self.transactions = TransactionTable(self.session, self.settings.tx_timeout,
                                              self.settings.max_transactions)
         self._sync_always = store.config.fsync == "always"
+        self._syncer: ThreadPoolExecutor | None = None
 
     # ------------------------------------------------------------------ sessions and databases
 
@@ -122,9 +124,12 @@ class HttpApi:
     # ------------------------------------------------------------------ durability
 
     async def synced(self, seq: int) -> None:
-        """Return once event ``seq`` is durable (``fsync always``), waiting off the loop's thread."""
+        """Return once event ``seq`` is durable (``fsync always``), waiting off the loop's thread -- on
+        a thread of its own, not behind the time-travel reads of the default executor."""
         if seq and self._sync_always:
-            await asyncio.get_running_loop().run_in_executor(None, self.store.sync, seq)
+            if self._syncer is None:
+                self._syncer = ThreadPoolExecutor(1, thread_name_prefix="eventkv-http-fsync")
+            await asyncio.get_running_loop().run_in_executor(self._syncer, self.store.sync, seq)
 
     # ------------------------------------------------------------------ the application
 

@@ -216,12 +216,15 @@ class GroupSync:
 
     ``wait(seq)`` gives a future that completes once event ``seq`` is durable.  The
     fsync starts on the next loop iteration, so the writes of every connection served
-    in this one share it; waiters that arrive while it runs share the next one.
+    in this one share it; waiters that arrive while it runs share the next one.  It runs
+    on a thread of its own: on the loop's default executor it would queue behind whatever
+    else runs there (an HTTP time-travel read), and every write with it.
     """
 
     def __init__(self, store: Store, loop: asyncio.AbstractEventLoop) -> None:
         self._store = store
         self._loop = loop
+        self._thread = ThreadPoolExecutor(1, thread_name_prefix="eventkv-fsync")
         #: every event up to this one is durable (what the log recovered is on disk already)
         self.synced = store.last_seq
         self._waiters: list[tuple[int, asyncio.Future[None]]] = []
@@ -237,8 +240,12 @@ class GroupSync:
 
     def _start(self) -> None:
         target = self._store.last_seq
-        done = self._loop.run_in_executor(None, self._store.sync, target)
+        done = self._loop.run_in_executor(self._thread, self._store.sync, target)
         done.add_done_callback(lambda f: self._finished(f, target))
+
+    def close(self) -> None:
+        """Let the thread go once the fsync under way (if any) is done."""
+        self._thread.shutdown(wait=False)
 
     def _finished(self, f: asyncio.Future[None], target: int) -> None:
         error = f.exception()
@@ -420,6 +427,8 @@ class RespServer:
         if self.readers is not None:
             self.readers.shutdown(wait=False, cancel_futures=True)  # a read under way ends by itself
             self.readers = None
+        if self.group_sync is not None:
+            self.group_sync.close()
         self.release_held()
         for connection in list(self.connections):
             connection.disconnect()
