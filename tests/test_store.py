@@ -896,15 +896,21 @@ def test_get_many_never_sees_half_of_a_transaction(store: Store, monkeypatch: py
     assert seen == [["2", "2"]]
 
 
+def _every_write_refuses(store: Store, text: str, match: str) -> None:
+    """Each way of writing ``text`` as a key or value raises UnreadableTextError (matching ``match``)."""
+    for write in (lambda: store.put("k", text), lambda: store.put(text, "v"), lambda: store.db(3).put("k", text),
+                  lambda: store.put_each(["a", "b"], ["1", text]), lambda: store.put_all(["a", "b"], ["1", text]),
+                  lambda: store.update("k", lambda _: text)):
+        with pytest.raises(UnreadableTextError, match=match):
+            write()
+
+
 @pytest.mark.parametrize("text", ["\ud800", "x\udbff", "\udc00", "\udc7f y", "\ud83d\ude00"])
 def test_text_holding_a_surrogate_that_stands_for_no_byte_is_refused_before_it_is_logged(
         store: Store, reopen, text: str) -> None:
     """Only \\udc80-\\udcff stand for bytes (surrogateescape); any other surrogate could not be sent back."""
     store.put("before", "1", ttl=None)
-    for write in (lambda: store.put("k", text), lambda: store.put(text, "v"), lambda: store.db(3).put("k", text),
-                  lambda: store.put_each(["a", "b"], ["1", text]), lambda: store.update("k", lambda _: text)):
-        with pytest.raises(UnreadableTextError, match="stands for no byte"):
-            write()
+    _every_write_refuses(store, text, "stands for no byte")
     tx = store.begin()
     tx.put("fine", "1")
     with pytest.raises(UnreadableTextError):  # at the put, not at the commit
@@ -922,10 +928,7 @@ def test_surrogates_for_bytes_that_decode_are_refused_as_they_would_read_back_ch
         store: Store, reopen, text: str) -> None:
     """"\\udcc3\\udca9" stands for the bytes of "\u00e9": kept, it would come back as "\u00e9" after a restart."""
     store.put("before", "1", ttl=None)
-    for write in (lambda: store.put("k", text), lambda: store.put(text, "v"), lambda: store.db(3).put("k", text),
-                  lambda: store.put_all(["a", "b"], ["1", text]), lambda: store.update("k", lambda _: text)):
-        with pytest.raises(UnreadableTextError, match="read back as"):
-            write()
+    _every_write_refuses(store, text, "read back as")
     with store.transaction() as tx:
         with pytest.raises(UnreadableTextError, match="read back as"):  # at the put, not at the commit
             tx.put("k", text)
