@@ -300,7 +300,7 @@ class RespServer:
         self.loop: asyncio.AbstractEventLoop | None = None
         #: the loop the server runs on, whatever the fsync policy (``start``): time-travel reads leave it
         self.event_loop: asyncio.AbstractEventLoop | None = None
-        #: the threads time-travel reads run in (``RespConnection._read_ahead``): their own, so that
+        #: the thread time-travel reads run in (``RespConnection._read_ahead``): their own, so that
         #: neither they nor clients who left them queue ahead of the fsyncs writes wait for
         self.readers: ThreadPoolExecutor | None = None
         #: the reads given to ``readers`` and not yet answered (more than ``_READERS``: some wait)
@@ -737,6 +737,8 @@ class RespConnection(asyncio.Protocol):
                 return
             self.data_received(data)
         if self._eof and self._ahead is None and not self._paused & _SYNCING and self.transport is not None:
+            if self.held is not None:  # its SETs' replies leave first
+                self.server.release_held()
             self.transport.close()
 
     def _synced(self, f: asyncio.Future[None], out: list[bytes], close: bool) -> None:

@@ -17,11 +17,12 @@ These commands read the data directory's files (snapshots, log segments) through
 ``tools.replay.Timeline``, which can take seconds on a large archive.  So that one
 client's question does not stall the others, the server reads ahead: a read holding
 only one of them (what redis-cli and most clients send) is answered off the event
-loop (``read_ahead`` in a worker thread; the connection reads nothing more meanwhile),
-then run as any command with that answer kept for it (``keep``: the same checks,
-metrics and reply).  One inside a pipeline, a ``MULTI`` or a ``batch`` runs on the
-loop's thread and may block it, as ``KEYS`` on a large database does.  A malformed point or count is a
-``CommandError`` (``ERR ...``); a point the held history cannot reach is answered
+loop (``read_ahead`` in a thread of the server's; what the client sends meanwhile
+waits), then run as any command with that answer kept for it (``keep``: the same
+checks, reply, metrics and slow log, the read's time included).  One inside a
+pipeline, a ``MULTI`` or a ``batch`` runs on the loop's thread and may block it, as
+``KEYS`` on a large database does.  A malformed point or count is a ``CommandError``
+(``ERR ...``); a point the held history cannot reach is answered
 with the engine's own message (``ERR record 7 cannot be reconstructed ...``).
 
 Imports: DESIGN.md lets frontends import only eventkv's public API; the issue "Time
