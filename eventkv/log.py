@@ -241,6 +241,19 @@ def fsync_dir(path: str) -> None:
         os.close(fd)
 
 
+def _temp_beside(path: str) -> tuple[int, str]:
+    """A new temporary file beside ``path`` (``.NAME.<random>.tmp``, the leftovers a store's start
+    removes), with open()'s permissions (mkstemp's default is 0600): its descriptor and path."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp",
+                               dir=os.path.dirname(os.path.abspath(path)))
+    try:
+        os.fchmod(fd, 0o644)
+    except OSError:
+        _discard(fd, tmp)
+        raise
+    return fd, tmp
+
+
 def _discard(fd: int, path: str) -> None:
     """Close ``fd`` (if open) and remove ``path`` (if named), ignoring errors: cleanup after a failure."""
     if fd >= 0:
@@ -257,22 +270,17 @@ def atomic_write(path: str, mode: str = "wb", **options: Any) -> Iterator[IO[Any
     A reader sees the old file or the new one, never a part; a failure leaves the
     old one and no temporary file.  For the snapshot, the log's header, aliases.
     """
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=directory)
+    fd, tmp = _temp_beside(path)
     try:
-        os.fchmod(fd, 0o644)  # as open() would make it (mkstemp's default is 0600)
         with os.fdopen(fd, mode, **options) as f:
             yield f
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
+        _discard(-1, tmp)
         raise
-    fsync_dir(directory)
+    fsync_dir(os.path.dirname(os.path.abspath(path)))
 
 
 def install_directory(staging: str, target: str) -> None:
@@ -669,9 +677,8 @@ class FileEventLog(EventLog):
         tmp = ""
         fd = -1
         try:
-            made, tmp = tempfile.mkstemp(prefix=f".{LOG_NAME}.", suffix=".tmp", dir=self.directory)
+            made, tmp = _temp_beside(self.path)
             try:
-                os.fchmod(made, 0o644)
                 if os.write(made, header) < len(header):  # a short write: the disk is full
                     raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
                 os.fsync(made)
